@@ -1,0 +1,374 @@
+// Package fsm owns the replicated lock state: the command envelope and its
+// encoding, Apply, Snapshot and Restore.
+//
+// The state machine is pure and deterministic: it never reads a clock,
+// never draws a random number and iterates only in sorted orders, so that
+// replaying one log on any node, after a restart or a snapshot install,
+// yields byte-identical state. Time comes only from the stamps the leader
+// puts in commands (the lease clock, DESIGN section 4). It does no I/O but
+// the snapshot sink and knows nothing of the network.
+package fsm
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/google/btree"
+	"github.com/hashicorp/raft"
+)
+
+// These constants decide Apply results, so every node must share them:
+// changing one is a log-format change.
+const (
+	// MaxClockStep caps how far one command may move the lease clock
+	// forward (ms). A leader that resumes from a long stall cannot expire
+	// a lock early with one far-future stamp; the leader also proposes a
+	// tick at least every MaxClockStep/2, so an idle cluster never lags.
+	MaxClockStep = 10_000
+	// DedupTTL is how long a request id is remembered, on the lease clock.
+	DedupTTL = 10 * 60 * 1000
+	// MaxDedup bounds the number of remembered request ids; the oldest is
+	// forgotten first.
+	MaxDedup = 100_000
+	// btreeDegree suits a few million small items.
+	btreeDegree = 32
+)
+
+// Options configures the node-local side of a Machine. Nothing here may
+// change what Apply computes.
+type Options struct {
+	// OnApply, if set, is called after every applied command, outside the
+	// state lock, in log order. It must not block: it runs on Raft's apply
+	// goroutine.
+	OnApply func(Result)
+}
+
+// Machine is the lock state machine. It implements raft.FSM and
+// raft.BatchingFSM. Reads are safe from any goroutine.
+type Machine struct {
+	opts Options
+
+	mu         sync.RWMutex
+	byName     *btree.BTreeG[*Lock]
+	byDeadline *btree.BTreeG[*Lock]
+	leaseNow   int64
+	applied    uint64
+	nodes      map[string]string // node id -> advertised API URL
+	dedup      dedupTable
+}
+
+var (
+	_ raft.FSM         = (*Machine)(nil)
+	_ raft.BatchingFSM = (*Machine)(nil)
+)
+
+func lessByName(a, b *Lock) bool { return a.Name < b.Name }
+
+func lessByDeadline(a, b *Lock) bool {
+	if a.Deadline != b.Deadline {
+		return a.Deadline < b.Deadline
+	}
+	return a.Name < b.Name
+}
+
+// New returns an empty Machine.
+func New(opts Options) *Machine {
+	return &Machine{
+		opts:       opts,
+		byName:     btree.NewG(btreeDegree, lessByName),
+		byDeadline: btree.NewG(btreeDegree, lessByDeadline),
+		nodes:      map[string]string{},
+		dedup:      newDedupTable(),
+	}
+}
+
+// Apply applies one committed log entry and returns its Result. An entry
+// that does not decode panics: skipping it would fork the replicas.
+func (m *Machine) Apply(l *raft.Log) interface{} {
+	return m.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies several committed entries under one lock acquisition.
+func (m *Machine) ApplyBatch(logs []*raft.Log) []interface{} {
+	out := make([]interface{}, len(logs))
+	results := make([]Result, 0, len(logs))
+	m.mu.Lock()
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			// Raft only hands commands to the FSM; anything else is a
+			// no-op that still occupies its index.
+			out[i] = nil
+			continue
+		}
+		c, err := Decode(l.Data)
+		if err != nil {
+			m.mu.Unlock()
+			panic(fmt.Sprintf("fsm: log index %d: %v", l.Index, err))
+		}
+		r := m.apply(l.Index, c)
+		out[i] = r
+		results = append(results, r)
+	}
+	m.mu.Unlock()
+	if m.opts.OnApply != nil {
+		for _, r := range results {
+			m.opts.OnApply(r)
+		}
+	}
+	return out
+}
+
+// ApplyCommand applies a decoded command as if it were the entry at index.
+// Tests and benchmarks use it to drive the machine without Raft.
+func (m *Machine) ApplyCommand(index uint64, c Command) Result {
+	m.mu.Lock()
+	r := m.apply(index, c)
+	m.mu.Unlock()
+	if m.opts.OnApply != nil {
+		m.opts.OnApply(r)
+	}
+	return r
+}
+
+func (m *Machine) apply(index uint64, c Command) Result {
+	m.applied = index
+	m.advanceClock(c.Stamp)
+	freed := m.expireDue()
+	m.dedup.expire(m.leaseNow)
+
+	if c.RequestID != "" {
+		if first, ok := m.dedup.get(c.RequestID); ok {
+			first.Duplicate = true
+			first.Now = m.leaseNow
+			first.Freed = freed
+			return first
+		}
+	}
+	var r Result
+	switch c.Kind {
+	case KindAcquire:
+		r = m.acquire(index, c)
+	case KindRelease:
+		r = m.release(c)
+	case KindRefresh:
+		r = m.refresh(c)
+	case KindTick:
+		r = Result{Outcome: Ticked}
+	case KindAnnounce:
+		m.nodes[c.NodeID] = c.APIURL
+		r = Result{Outcome: Announced}
+	}
+	r.Index = index
+	r.Now = m.leaseNow
+	if c.RequestID != "" {
+		m.dedup.put(c.RequestID, m.leaseNow+DedupTTL, r)
+	}
+	if len(freed) > 0 {
+		r.Freed = append(freed, r.Freed...)
+	}
+	return r
+}
+
+// advanceClock moves leaseNow to the stamp, never backwards and never more
+// than MaxClockStep at once.
+func (m *Machine) advanceClock(stamp int64) {
+	if stamp <= m.leaseNow {
+		return
+	}
+	if stamp-m.leaseNow > MaxClockStep {
+		m.leaseNow += MaxClockStep
+		return
+	}
+	m.leaseNow = stamp
+}
+
+// expireDue frees every lock whose deadline the clock has reached, earliest
+// deadline first (ties by name). Each one costs O(log n).
+func (m *Machine) expireDue() []string {
+	var freed []string
+	for {
+		l, ok := m.byDeadline.Min()
+		if !ok || l.Deadline > m.leaseNow {
+			return freed
+		}
+		m.byDeadline.DeleteMin()
+		m.byName.Delete(l)
+		freed = append(freed, l.Name)
+	}
+}
+
+func (m *Machine) acquire(index uint64, c Command) Result {
+	if cur, held := m.byName.Get(&Lock{Name: c.Name}); held {
+		if cur.Token.Equal(c.Token) {
+			// The same grant proposed twice: answer it again, act once.
+			return Result{Outcome: Granted, Lock: *cur}
+		}
+		holder := *cur
+		holder.Token = Token{}
+		return Result{Outcome: Busy, Lock: holder}
+	}
+	l := &Lock{
+		Name:      c.Name,
+		Token:     c.Token,
+		Owner:     c.Owner,
+		Fence:     index,
+		GrantedAt: c.Stamp,
+		Lifetime:  c.Lifetime,
+		Deadline:  addSaturating(c.Stamp, c.Lifetime),
+	}
+	m.byName.ReplaceOrInsert(l)
+	m.byDeadline.ReplaceOrInsert(l)
+	return Result{Outcome: Granted, Lock: *l}
+}
+
+func (m *Machine) release(c Command) Result {
+	cur, held := m.byName.Get(&Lock{Name: c.Name})
+	if !held || !cur.Token.Equal(c.Token) {
+		return Result{Outcome: NotHeld}
+	}
+	m.byName.Delete(cur)
+	m.byDeadline.Delete(cur)
+	return Result{Outcome: Released, Lock: Lock{Name: cur.Name, Fence: cur.Fence}, Freed: []string{cur.Name}}
+}
+
+func (m *Machine) refresh(c Command) Result {
+	cur, held := m.byName.Get(&Lock{Name: c.Name})
+	if !held || !cur.Token.Equal(c.Token) {
+		return Result{Outcome: NotHeld}
+	}
+	next := *cur
+	next.Lifetime = c.Lifetime
+	next.Deadline = addSaturating(c.Stamp, c.Lifetime)
+	m.byDeadline.Delete(cur)
+	m.byName.ReplaceOrInsert(&next)
+	m.byDeadline.ReplaceOrInsert(&next)
+	return Result{Outcome: Refreshed, Lock: next}
+}
+
+func addSaturating(a, b int64) int64 {
+	if b > 0 && a > (1<<63-1)-b {
+		return 1<<63 - 1
+	}
+	return a + b
+}
+
+// Get returns the lock held under name, if any.
+func (m *Machine) Get(name string) (Lock, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	l, ok := m.byName.Get(&Lock{Name: name})
+	if !ok {
+		return Lock{}, false
+	}
+	return *l, true
+}
+
+// List returns up to limit locks whose names start with prefix and sort
+// after the name after, in name order. limit <= 0 means no limit.
+func (m *Machine) List(prefix, after string, limit int) []Lock {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	start := prefix
+	if after > start {
+		start = after
+	}
+	var out []Lock
+	m.byName.AscendGreaterOrEqual(&Lock{Name: start}, func(l *Lock) bool {
+		if !strings.HasPrefix(l.Name, prefix) {
+			return false
+		}
+		if l.Name == after {
+			return true
+		}
+		out = append(out, *l)
+		return limit <= 0 || len(out) < limit
+	})
+	return out
+}
+
+// Len is the number of held locks.
+func (m *Machine) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.byName.Len()
+}
+
+// Now is the applied lease clock (cluster ms).
+func (m *Machine) Now() int64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.leaseNow
+}
+
+// AppliedIndex is the index of the last applied command.
+func (m *Machine) AppliedIndex() uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.applied
+}
+
+// NextDeadline is the earliest deadline of any held lock.
+func (m *Machine) NextDeadline() (int64, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	l, ok := m.byDeadline.Min()
+	if !ok {
+		return 0, false
+	}
+	return l.Deadline, true
+}
+
+// APIURL is the API URL the node announced, or "".
+func (m *Machine) APIURL(nodeID string) string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.nodes[nodeID]
+}
+
+// Nodes lists the announced nodes and their API URLs, sorted by id.
+func (m *Machine) Nodes() []NodeURL {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return sortedNodes(m.nodes)
+}
+
+// NodeURL is a node id and the API URL it announced.
+type NodeURL struct {
+	ID     string
+	APIURL string
+}
+
+func sortedNodes(nodes map[string]string) []NodeURL {
+	out := make([]NodeURL, 0, len(nodes))
+	for id, u := range nodes {
+		out = append(out, NodeURL{ID: id, APIURL: u})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Snapshot freezes the state in O(1) for the lock table (a copy-on-write
+// clone) and O(k) for the k remembered request ids. Persist does the work.
+func (m *Machine) Snapshot() (raft.FSMSnapshot, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.freeze(), nil
+}
+
+// Restore replaces the whole state with a persisted snapshot.
+func (m *Machine) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	st, err := readState(rc)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.byName, m.byDeadline = st.byName, st.byDeadline
+	m.leaseNow, m.applied = st.leaseNow, st.applied
+	m.nodes, m.dedup = st.nodes, st.dedup
+	m.mu.Unlock()
+	return nil
+}
