@@ -1,0 +1,131 @@
+package cluster
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Server is one voter of the bootstrap configuration.
+type Server struct {
+	ID      string
+	Address string // Raft address, host:port
+}
+
+// Config configures a Node. Zero durations take the defaults below.
+type Config struct {
+	// NodeID names this node; it must be unique in the cluster.
+	NodeID string
+	// RaftBind is the address the Raft transport listens on
+	// ("127.0.0.1:0" picks a free port).
+	RaftBind string
+	// RaftListener, if set, is used instead of binding RaftBind (plain
+	// TCP only); it lets a caller learn every port before any node starts.
+	RaftListener net.Listener
+	// RaftAdvertise is the Raft address peers dial, when it differs from
+	// the bound one (containers, NAT).
+	RaftAdvertise string
+	// APIURL is this node's advertised client API URL. The node records it
+	// in the log when it takes office, so followers can redirect to it.
+	APIURL string
+	// DataDir holds raft.db and snapshots/.
+	DataDir string
+	// Voters is the bootstrap configuration, the same list on every node.
+	// A node with no Raft state bootstraps with it; a node with state
+	// never bootstraps again. Empty: wait to be added by a leader.
+	Voters []Server
+
+	// RaftServerTLS and RaftClientTLS, when both set, run Raft traffic
+	// over mutually authenticated TLS.
+	RaftServerTLS *tls.Config
+	RaftClientTLS *tls.Config
+
+	// TickInterval is the safety-net tick while locks are held (the
+	// original's "precision"). Default 333 ms.
+	TickInterval time.Duration
+	// StallThreshold: a leader whose clock goroutine was not scheduled for
+	// this long stops stamping until it has verified leadership again; the
+	// stalled time is not counted. Default 2 s.
+	StallThreshold     time.Duration
+	HeartbeatTimeout   time.Duration // default 1 s
+	ElectionTimeout    time.Duration // default 1 s
+	LeaderLeaseTimeout time.Duration // default 500 ms
+	// ApplyTimeout bounds how long a proposal may wait to enter Raft's
+	// queue; past it the command is not applied. Default 5 s.
+	ApplyTimeout      time.Duration
+	SnapshotInterval  time.Duration // default 2 min
+	SnapshotThreshold uint64        // default 8192 entries
+	TrailingLogs      uint64        // default 10240 entries
+	// NoSync turns off fsync of the Raft log. Only for benchmarks that
+	// measure the cost of fsync; never the default.
+	NoSync bool
+
+	// Logger is the root logger; the node and Raft use named children.
+	Logger hclog.Logger
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.TickInterval, 333*time.Millisecond)
+	def(&c.StallThreshold, 2*time.Second)
+	def(&c.HeartbeatTimeout, time.Second)
+	def(&c.ElectionTimeout, time.Second)
+	def(&c.LeaderLeaseTimeout, 500*time.Millisecond)
+	def(&c.ApplyTimeout, 5*time.Second)
+	def(&c.SnapshotInterval, 2*time.Minute)
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 8192
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = 10240
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+}
+
+// Validate reports the first problem with the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.NodeID == "":
+		return errors.New("cluster: node id is required")
+	case c.DataDir == "":
+		return errors.New("cluster: data directory is required")
+	case c.RaftBind == "" && c.RaftListener == nil:
+		return errors.New("cluster: raft bind address is required")
+	case c.RaftListener != nil && c.RaftServerTLS != nil:
+		return errors.New("cluster: a pre-bound raft listener cannot be combined with raft TLS")
+	case (c.RaftServerTLS == nil) != (c.RaftClientTLS == nil):
+		return errors.New("cluster: raft TLS needs both a server and a client configuration")
+	}
+	if c.RaftListener == nil {
+		if _, _, err := net.SplitHostPort(c.RaftBind); err != nil {
+			return fmt.Errorf("cluster: raft bind address %q: %w", c.RaftBind, err)
+		}
+	}
+	seen := map[string]bool{}
+	for _, s := range c.Voters {
+		if s.ID == "" || s.Address == "" {
+			return fmt.Errorf("cluster: voter %q: id and address are required", s.ID)
+		}
+		if seen[s.ID] {
+			return fmt.Errorf("cluster: voter %q listed twice", s.ID)
+		}
+		seen[s.ID] = true
+	}
+	if len(c.Voters) > 0 && !seen[c.NodeID] {
+		return fmt.Errorf("cluster: node %q is not in its own voter list", c.NodeID)
+	}
+	if c.TickInterval < 0 || c.StallThreshold < 0 || c.ApplyTimeout < 0 {
+		return errors.New("cluster: durations must not be negative")
+	}
+	return nil
+}

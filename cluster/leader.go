@@ -1,0 +1,173 @@
+package cluster
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/doubledutch/doubledutch/fsm"
+)
+
+// leaderTerm is one stretch of leadership of this node.
+type leaderTerm struct {
+	term uint64
+	done chan struct{}
+	stop sync.Once
+	// armed is the deadline (cluster ms) the expiry timer waits for.
+	armed atomic.Int64
+	// lastTick is when this leader last proposed a tick (unix ns).
+	lastTick atomic.Int64
+}
+
+// watchLeadership drains Raft's notify channel for the node's whole life,
+// so Raft never blocks on it, and starts or stops a leader term.
+func (n *Node) watchLeadership() {
+	defer n.wg.Done()
+	var cur *leaderTerm
+	for {
+		select {
+		case isLeader := <-n.notify:
+			if cur != nil {
+				n.stopLeading(cur)
+				cur = nil
+			}
+			if isLeader {
+				cur = &leaderTerm{term: n.raft.CurrentTerm(), done: make(chan struct{})}
+				cur.armed.Store(math.MaxInt64)
+				n.wg.Add(1)
+				go n.lead(cur)
+			}
+		case <-n.raftStopped:
+			if cur != nil {
+				n.stopLeading(cur)
+			}
+			return
+		}
+	}
+}
+
+// lead runs one leader term: wait until everything committed by earlier
+// leaders is applied (Barrier), start the lease clock from the applied
+// clock, announce the API URL, then drive expiry.
+func (n *Node) lead(t *leaderTerm) {
+	defer n.wg.Done()
+	if err := n.raft.Barrier(0).Error(); err != nil {
+		n.log.Warn("barrier after election failed", "term", t.term, "error", err)
+		return
+	}
+	n.leadMu.Lock()
+	select {
+	case <-t.done:
+		n.leadMu.Unlock()
+		return
+	default:
+	}
+	n.clock.run(n.fsm.Now())
+	n.leading.Store(t)
+	n.leadMu.Unlock()
+	n.log.Info("leading", "term", t.term, "lease_now", n.fsm.Now())
+	n.emit(Event{Kind: EventLeadership, IsLeader: true})
+
+	if _, err := n.propose(fsm.Command{Kind: fsm.KindAnnounce, NodeID: n.cfg.NodeID, APIURL: n.cfg.APIURL}); err != nil {
+		n.log.Warn("announcing API URL failed", "error", err)
+	}
+	n.driveExpiry(t)
+}
+
+// stopLeading ends a term: no more stamps, no more ticks.
+func (n *Node) stopLeading(t *leaderTerm) {
+	t.stop.Do(func() {
+		n.leadMu.Lock()
+		wasReady := n.leading.CompareAndSwap(t, nil)
+		n.clock.stop()
+		close(t.done)
+		n.leadMu.Unlock()
+		if wasReady {
+			n.log.Info("stopped leading", "term", t.term)
+			n.emit(Event{Kind: EventLeadership, IsLeader: false})
+		}
+	})
+}
+
+// driveExpiry proposes ticks: when the earliest deadline comes due (a
+// timer, so expiry is about one commit late), every TickInterval while
+// locks are held (the safety net), and every MaxClockStep/2 when idle so
+// the applied clock never lags the leader's reading by more than one step.
+// Each wake-up also beats the lease clock, which is how stalls are found.
+func (n *Node) driveExpiry(t *leaderTerm) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	keepalive := time.Duration(fsm.MaxClockStep/2) * time.Millisecond
+	t.lastTick.Store(time.Now().UnixNano())
+	for {
+		select {
+		case <-t.done:
+			return
+		case <-n.wake:
+		case <-timer.C:
+		}
+		if n.clock.beat() && !n.recoverFromStall(t) {
+			return
+		}
+		deadline, held := n.fsm.NextDeadline()
+		now, err := n.clock.now()
+		if err != nil {
+			timer.Reset(n.cfg.TickInterval)
+			continue
+		}
+		sinceTick := time.Since(time.Unix(0, t.lastTick.Load()))
+		due := held && now >= deadline
+		if due || (held && sinceTick >= n.cfg.TickInterval) || sinceTick >= keepalive {
+			t.lastTick.Store(time.Now().UnixNano())
+			if _, err := n.propose(fsm.Command{Kind: fsm.KindTick}); err != nil {
+				n.log.Debug("tick not applied", "error", err)
+			}
+			deadline, held = n.fsm.NextDeadline()
+			now, _ = n.clock.now()
+		}
+		timer.Reset(n.nextWake(t, deadline, held, now))
+	}
+}
+
+// nextWake arms the timer for the earliest deadline, but never later than
+// one TickInterval, so the clock keeps beating.
+func (n *Node) nextWake(t *leaderTerm, deadline int64, held bool, now int64) time.Duration {
+	wait := n.cfg.TickInterval
+	if held {
+		t.armed.Store(deadline)
+		if until := time.Duration(deadline-now) * time.Millisecond; until < wait {
+			wait = max(until, 0)
+		}
+	} else {
+		t.armed.Store(math.MaxInt64)
+	}
+	return wait
+}
+
+// recoverFromStall confirms leadership after the clock goroutine missed its
+// beats, then resumes the clock without counting the stall. It reports
+// whether this node still leads.
+func (n *Node) recoverFromStall(t *leaderTerm) bool {
+	n.log.Warn("leader stalled; verifying leadership before stamping again", "term", t.term)
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		n.log.Warn("leadership lost during stall", "error", err)
+		return false
+	}
+	n.clock.resume()
+	return true
+}
+
+// noteDeadline wakes the expiry driver when an applied grant or refresh
+// has a deadline earlier than the one it waits for.
+func (n *Node) noteDeadline(deadline int64) {
+	t := n.leading.Load()
+	if t == nil || deadline >= t.armed.Load() {
+		return
+	}
+	t.armed.Store(deadline)
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}

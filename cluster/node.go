@@ -1,0 +1,260 @@
+// Package cluster owns the Raft node: its log and stable stores, snapshot
+// store and TCP (optionally mutual-TLS) transport, bootstrap, leadership
+// tracking, the leader's lease clock and expiry ticks, proposing commands
+// with honest outcomes, and linearizable reads.
+//
+// It knows nothing about HTTP: the api package talks to a Node through an
+// interface it declares itself.
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/doubledutch/doubledutch/fsm"
+)
+
+// Node is one member of a DoubleDutch cluster.
+type Node struct {
+	cfg   Config
+	log   hclog.Logger
+	fsm   *fsm.Machine
+	raft  *raft.Raft
+	trans *raft.NetworkTransport
+	store *raftboltdb.BoltStore
+	clock *leaseClock
+
+	// notify receives Raft's leadership changes; watchLeadership always
+	// drains it.
+	notify chan bool
+	// leadMu orders starting and stopping leader terms.
+	leadMu sync.Mutex
+	// leading is non-nil while this node leads and has passed its Barrier.
+	leading atomic.Pointer[leaderTerm]
+	// wake nudges the expiry timer when a new deadline may be earlier.
+	wake chan struct{}
+
+	subsMu sync.Mutex
+	subs   map[int]func(Event)
+	subSeq int
+
+	appliedMu     sync.Mutex
+	appliedNotify chan struct{} // closed and replaced after an apply
+	readWaiters   atomic.Int32  // reads waiting for the applied index
+
+	closing     chan struct{}
+	raftStopped chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+// Start opens the stores, starts Raft and, for a node with no state and a
+// voter list, bootstraps the cluster.
+func Start(cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:           cfg,
+		log:           cfg.Logger.Named("cluster"),
+		clock:         newLeaseClock(cfg.StallThreshold),
+		wake:          make(chan struct{}, 1),
+		subs:          map[int]func(Event){},
+		appliedNotify: make(chan struct{}),
+		closing:       make(chan struct{}),
+		raftStopped:   make(chan struct{}),
+		notify:        make(chan bool, 64),
+	}
+	n.fsm = fsm.New(fsm.Options{OnApply: n.onApply})
+	if err := n.open(); err != nil {
+		if n.raft != nil {
+			_ = n.raft.Shutdown().Error()
+		}
+		n.closeStores()
+		return nil, err
+	}
+	n.wg.Add(1)
+	go n.watchLeadership()
+	return n, nil
+}
+
+func (n *Node) open() error {
+	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("cluster: data directory: %w", err)
+	}
+	store, err := raftboltdb.New(raftboltdb.Options{
+		Path:   filepath.Join(n.cfg.DataDir, "raft.db"),
+		NoSync: n.cfg.NoSync,
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: open raft.db: %w", err)
+	}
+	n.store = store
+	logs, err := raft.NewLogCache(512, store)
+	if err != nil {
+		return err
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(n.cfg.DataDir, 2, n.cfg.Logger.Named("snapshot"))
+	if err != nil {
+		return fmt.Errorf("cluster: snapshot store: %w", err)
+	}
+	if n.trans, err = n.newTransport(); err != nil {
+		return err
+	}
+	has, err := raft.HasExistingState(logs, store, snaps)
+	if err != nil {
+		return fmt.Errorf("cluster: inspect state: %w", err)
+	}
+	rc := n.raftConfig()
+	n.raft, err = raft.NewRaft(rc, n.fsm, logs, store, snaps, n.trans)
+	if err != nil {
+		return fmt.Errorf("cluster: start raft: %w", err)
+	}
+	if has || len(n.cfg.Voters) == 0 {
+		n.log.Info("starting from existing state", "existing", has)
+		return nil
+	}
+	return n.bootstrap()
+}
+
+// bootstrap writes the shared voter list as the first configuration. Every
+// voter writes the same entry, so their logs agree; a node whose data was
+// wiped writes it again but cannot win an election against peers with
+// longer logs, and catches up from the leader instead.
+func (n *Node) bootstrap() error {
+	servers := make([]raft.Server, 0, len(n.cfg.Voters))
+	for _, v := range n.cfg.Voters {
+		servers = append(servers, raft.Server{
+			ID: raft.ServerID(v.ID), Address: raft.ServerAddress(v.Address), Suffrage: raft.Voter,
+		})
+	}
+	n.log.Info("bootstrapping a new cluster", "voters", len(servers))
+	err := n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+	if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("cluster: bootstrap: %w", err)
+	}
+	return nil
+}
+
+func (n *Node) raftConfig() *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.cfg.NodeID)
+	rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
+	rc.ElectionTimeout = n.cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
+	rc.SnapshotInterval = n.cfg.SnapshotInterval
+	rc.SnapshotThreshold = n.cfg.SnapshotThreshold
+	rc.TrailingLogs = n.cfg.TrailingLogs
+	// Larger batches let one fsync serve many concurrent proposals.
+	rc.MaxAppendEntries = 256
+	rc.Logger = n.cfg.Logger.Named("raft")
+	rc.NotifyCh = n.notify
+	return rc
+}
+
+func (n *Node) newTransport() (*raft.NetworkTransport, error) {
+	var adv net.Addr
+	if n.cfg.RaftAdvertise != "" {
+		a, err := net.ResolveTCPAddr("tcp", n.cfg.RaftAdvertise)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: raft advertise address: %w", err)
+		}
+		adv = a
+	}
+	logger := n.cfg.Logger.Named("transport")
+	if n.cfg.RaftListener != nil {
+		stream := &tcpStreamLayer{Listener: n.cfg.RaftListener, advertise: adv}
+		return raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, logger), nil
+	}
+	if n.cfg.RaftServerTLS != nil {
+		stream, err := NewTLSStreamLayer(n.cfg.RaftBind, adv, n.cfg.RaftServerTLS, n.cfg.RaftClientTLS)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: raft TLS listener: %w", err)
+		}
+		return raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, logger), nil
+	}
+	t, err := raft.NewTCPTransportWithLogger(n.cfg.RaftBind, adv, 3, 10*time.Second, logger)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: raft listener: %w", err)
+	}
+	return t, nil
+}
+
+// RaftAddr is the address peers use to reach this node's Raft transport.
+func (n *Node) RaftAddr() string { return string(n.trans.LocalAddr()) }
+
+// ID is this node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// FSM exposes the local state machine for read-only inspection (tests,
+// digests). Reads from it are not linearizable.
+func (n *Node) FSM() *fsm.Machine { return n.fsm }
+
+// Close shuts the node down. A leader first hands leadership to another
+// voter so the cluster does not wait out an election timeout.
+func (n *Node) Close() error {
+	var err error
+	n.closeOnce.Do(func() {
+		close(n.closing)
+		if n.raft != nil {
+			if n.raft.State() == raft.Leader && n.voterCount() > 1 {
+				if terr := n.raft.LeadershipTransfer().Error(); terr != nil {
+					n.log.Warn("leadership transfer before shutdown failed", "error", terr)
+				}
+			}
+			err = n.raft.Shutdown().Error()
+		}
+		close(n.raftStopped)
+		n.wg.Wait()
+		n.closeStores()
+	})
+	return err
+}
+
+// Kill stops the node without handing leadership over, as a crash would
+// look to its peers (the log on disk is kept). For failure tests.
+func (n *Node) Kill() error {
+	var err error
+	n.closeOnce.Do(func() {
+		close(n.closing)
+		err = n.raft.Shutdown().Error()
+		close(n.raftStopped)
+		n.wg.Wait()
+		n.closeStores()
+	})
+	return err
+}
+
+func (n *Node) closeStores() {
+	if n.trans != nil {
+		_ = n.trans.Close()
+	}
+	if n.store != nil {
+		_ = n.store.Close()
+	}
+}
+
+func (n *Node) voterCount() int {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	c := 0
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			c++
+		}
+	}
+	return c
+}

@@ -1,0 +1,86 @@
+package cluster
+
+import (
+	"errors"
+	"time"
+)
+
+// Proposal outcomes other than "applied" (DESIGN section 6). Callers match
+// them with errors.Is; the specific cause is wrapped alongside.
+var (
+	// ErrNotLeader means this node is not the leader: nothing was
+	// proposed. Ask Leader() where to go.
+	ErrNotLeader = errors.New("this node is not the leader")
+	// ErrNotApplied means the command was definitely not applied (the
+	// leader was still starting, its clock stalled, leadership was being
+	// transferred, the queue was full): retrying is safe.
+	ErrNotApplied = errors.New("command not applied")
+	// ErrUnknownOutcome means the command may or may not have been
+	// applied (leadership lost or shutdown while it was in flight).
+	// Retrying with the same request id is safe.
+	ErrUnknownOutcome = errors.New("outcome unknown: the command may or may not have been applied")
+	// ErrShutdown means the node is closing; nothing was proposed.
+	ErrShutdown = errors.New("node is shutting down")
+)
+
+// AcquireRequest asks for a lock. The leader draws the session token.
+type AcquireRequest struct {
+	Name      string
+	Lifetime  time.Duration
+	Owner     string
+	RequestID string
+}
+
+// LeaderInfo says who leads, as far as this node knows.
+type LeaderInfo struct {
+	// ID is the leader's node id, "" when no leader is known.
+	ID string
+	// APIURL is the API URL the leader announced, "" when unknown.
+	APIURL string
+	// IsSelf is true when this node is the leader and ready to serve.
+	IsSelf bool
+}
+
+// EventKind tells what an Event reports.
+type EventKind int
+
+// Event kinds.
+const (
+	// EventFreed: the applied log freed the locks in Names (release or
+	// expiry). Delivered on every node, in log order.
+	EventFreed EventKind = iota + 1
+	// EventLeadership: this node became ready to lead (IsLeader true) or
+	// stopped leading (IsLeader false).
+	EventLeadership
+)
+
+// Event is delivered to subscribers. Handlers run on the node's internal
+// goroutines and must not block.
+type Event struct {
+	Kind     EventKind
+	Names    []string
+	IsLeader bool
+}
+
+// ServerInfo describes one member of the Raft configuration.
+type ServerInfo struct {
+	ID       string `json:"id"`
+	Address  string `json:"raft_address"`
+	Suffrage string `json:"suffrage"`
+	APIURL   string `json:"api_url,omitempty"`
+	Leader   bool   `json:"leader"`
+}
+
+// State is a node's view of the cluster, for status endpoints.
+type State struct {
+	NodeID       string        `json:"node_id"`
+	RaftState    string        `json:"raft_state"`
+	Leader       LeaderInfo    `json:"-"`
+	Term         uint64        `json:"term"`
+	CommitIndex  uint64        `json:"commit_index"`
+	AppliedIndex uint64        `json:"applied_index"`
+	LastIndex    uint64        `json:"last_index"`
+	LeaseNow     int64         `json:"lease_now_ms"`
+	LastContact  time.Duration `json:"-"`
+	Servers      []ServerInfo  `json:"servers"`
+}
