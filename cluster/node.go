@@ -54,8 +54,8 @@ type Node struct {
 
 	closing     chan struct{}
 	raftStopped chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+	closeOnce   sync.Once
+	wg          sync.WaitGroup
 }
 
 // Start opens the stores, starts Raft and, for a node with no state and a
