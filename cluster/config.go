@@ -23,8 +23,7 @@ type Config struct {
 	// RaftBind is the address the Raft transport listens on
 	// ("127.0.0.1:0" picks a free port).
 	RaftBind string
-	// RaftListener, if set, is used instead of binding RaftBind (plain
-	// TCP only); it lets a caller learn every port before any node starts.
+	// RaftListener, if set, is used instead of binding RaftBind; it lets a caller learn every port before any node starts.
 	RaftListener net.Listener
 	// RaftAdvertise is the Raft address peers dial, when it differs from
 	// the bound one (containers, NAT).
@@ -101,8 +100,6 @@ func (c *Config) Validate() error {
 		return errors.New("cluster: data directory is required")
 	case c.RaftBind == "" && c.RaftListener == nil:
 		return errors.New("cluster: raft bind address is required")
-	case c.RaftListener != nil && c.RaftServerTLS != nil:
-		return errors.New("cluster: a pre-bound raft listener cannot be combined with raft TLS")
 	case (c.RaftServerTLS == nil) != (c.RaftClientTLS == nil):
 		return errors.New("cluster: raft TLS needs both a server and a client configuration")
 	}

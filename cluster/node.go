@@ -173,22 +173,26 @@ func (n *Node) newTransport() (*raft.NetworkTransport, error) {
 		adv = a
 	}
 	logger := n.cfg.Logger.Named("transport")
-	if n.cfg.RaftListener != nil {
-		stream := &tcpStreamLayer{Listener: n.cfg.RaftListener, advertise: adv}
-		return raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, logger), nil
-	}
-	if n.cfg.RaftServerTLS != nil {
-		stream, err := NewTLSStreamLayer(n.cfg.RaftBind, adv, n.cfg.RaftServerTLS, n.cfg.RaftClientTLS)
-		if err != nil {
-			return nil, fmt.Errorf("cluster: raft TLS listener: %w", err)
+	ln := n.cfg.RaftListener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", n.cfg.RaftBind); err != nil {
+			return nil, fmt.Errorf("cluster: raft listener: %w", err)
 		}
-		return raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, logger), nil
 	}
-	t, err := raft.NewTCPTransportWithLogger(n.cfg.RaftBind, adv, 3, 10*time.Second, logger)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: raft listener: %w", err)
+	var stream raft.StreamLayer = &tcpStreamLayer{Listener: ln, advertise: adv}
+	if n.cfg.RaftServerTLS != nil {
+		tlsStream, err := NewTLSStreamLayerOn(ln, adv, n.cfg.RaftServerTLS, n.cfg.RaftClientTLS)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("cluster: raft TLS: %w", err)
+		}
+		stream = tlsStream
+	} else if a, ok := stream.Addr().(*net.TCPAddr); ok && a.IP.IsUnspecified() {
+		ln.Close()
+		return nil, fmt.Errorf("cluster: raft address %s is not reachable by peers; give an advertise address", a)
 	}
-	return t, nil
+	return raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, logger), nil
 }
 
 // RaftAddr is the address peers use to reach this node's Raft transport.

@@ -44,27 +44,30 @@ var _ raft.StreamLayer = (*TLSStreamLayer)(nil)
 // unauthenticated peer is never acceptable. Both configs are cloned; later
 // changes by the caller have no effect.
 func NewTLSStreamLayer(bind string, advertise net.Addr, serverConf, clientConf *tls.Config) (*TLSStreamLayer, error) {
-	if serverConf == nil || clientConf == nil {
-		return nil, errors.New("cluster: TLS stream layer needs a server and a client TLS config")
-	}
-	if serverConf.ClientAuth != tls.RequireAndVerifyClientCert {
-		return nil, errors.New("cluster: raft TLS server config must require and verify client certificates (give it a CA)")
-	}
-	if len(serverConf.Certificates) == 0 && serverConf.GetCertificate == nil {
-		return nil, errors.New("cluster: raft TLS server config has no certificate")
-	}
-	if len(clientConf.Certificates) == 0 && clientConf.GetClientCertificate == nil {
-		return nil, errors.New("cluster: raft TLS client config has no certificate; peers would refuse every connection")
+	if err := checkTLSConfigs(serverConf, clientConf); err != nil {
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: raft listen on %s: %w", bind, err)
 	}
+	l, err := NewTLSStreamLayerOn(ln, advertise, serverConf, clientConf)
+	if err != nil {
+		ln.Close()
+	}
+	return l, err
+}
+
+// NewTLSStreamLayerOn is NewTLSStreamLayer over a listener the caller has
+// already bound, so it can learn the port before any node starts.
+func NewTLSStreamLayerOn(ln net.Listener, advertise net.Addr, serverConf, clientConf *tls.Config) (*TLSStreamLayer, error) {
+	if err := checkTLSConfigs(serverConf, clientConf); err != nil {
+		return nil, err
+	}
 	if advertise == nil {
 		advertise = ln.Addr()
 	}
 	if tcp, ok := advertise.(*net.TCPAddr); ok && (tcp.IP == nil || tcp.IP.IsUnspecified()) {
-		ln.Close()
 		return nil, fmt.Errorf("cluster: raft address %s is not reachable by peers; give an advertise address", advertise)
 	}
 	return &TLSStreamLayer{
@@ -74,6 +77,22 @@ func NewTLSStreamLayer(bind string, advertise net.Addr, serverConf, clientConf *
 		clientConf:       clientConf.Clone(),
 		handshakeTimeout: defaultTLSHandshakeTimeout,
 	}, nil
+}
+
+func checkTLSConfigs(serverConf, clientConf *tls.Config) error {
+	if serverConf == nil || clientConf == nil {
+		return errors.New("cluster: TLS stream layer needs a server and a client TLS config")
+	}
+	if serverConf.ClientAuth != tls.RequireAndVerifyClientCert {
+		return errors.New("cluster: raft TLS server config must require and verify client certificates (give it a CA)")
+	}
+	if len(serverConf.Certificates) == 0 && serverConf.GetCertificate == nil {
+		return errors.New("cluster: raft TLS server config has no certificate")
+	}
+	if len(clientConf.Certificates) == 0 && clientConf.GetClientCertificate == nil {
+		return errors.New("cluster: raft TLS client config has no certificate; peers would refuse every connection")
+	}
+	return nil
 }
 
 // Accept waits for the next inbound connection and wraps it in TLS without
