@@ -139,8 +139,9 @@ func (m *Machine) apply(index uint64, c Command) Result {
 	freed := m.expireDue()
 	m.dedup.expire(m.leaseNow)
 
-	if c.RequestID != "" {
-		if first, ok := m.dedup.get(c.RequestID); ok {
+	key := dedupKey(c)
+	if key != "" {
+		if first, ok := m.dedup.get(key); ok {
 			first.Duplicate = true
 			first.Now = m.leaseNow
 			first.Freed = freed
@@ -163,13 +164,23 @@ func (m *Machine) apply(index uint64, c Command) Result {
 	}
 	r.Index = index
 	r.Now = m.leaseNow
-	if c.RequestID != "" {
-		m.dedup.put(c.RequestID, m.leaseNow+DedupTTL, r)
+	if key != "" {
+		m.dedup.put(key, m.leaseNow+DedupTTL, r)
 	}
 	if len(freed) > 0 {
 		r.Freed = append(freed, r.Freed...)
 	}
 	return r
+}
+
+// dedupKey scopes a request id to the command kind and lock name, so an id
+// reused for another operation or another lock is never answered with a
+// first answer that was not its own (which could reveal a session token).
+func dedupKey(c Command) string {
+	if c.RequestID == "" {
+		return ""
+	}
+	return string(rune('0'+c.Kind)) + c.Name + "\x00" + c.RequestID
 }
 
 // advanceClock moves leaseNow to the stamp, never backwards and never more
@@ -239,9 +250,13 @@ func (m *Machine) refresh(c Command) Result {
 	if !held || !cur.Token.Equal(c.Token) {
 		return Result{Outcome: NotHeld}
 	}
+	// A refresh never moves a deadline earlier: an older refresh landing
+	// late must not take back time a newer one already promised.
 	next := *cur
-	next.Lifetime = c.Lifetime
-	next.Deadline = addSaturating(c.Stamp, c.Lifetime)
+	if d := addSaturating(c.Stamp, c.Lifetime); d > cur.Deadline {
+		next.Lifetime = c.Lifetime
+		next.Deadline = d
+	}
 	m.byDeadline.Delete(cur)
 	m.byName.ReplaceOrInsert(&next)
 	m.byDeadline.ReplaceOrInsert(&next)

@@ -151,8 +151,16 @@ func readState(rd io.Reader) (*state, error) {
 		id := r.string()
 		st.nodes[id] = r.string()
 	}
+	var prev *Lock
 	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
 		l := r.lock()
+		if prev != nil && l.Name <= prev.Name {
+			// Persist writes names strictly ascending; anything else
+			// would leave the two indexes disagreeing.
+			r.fail(errors.New("lock names out of order"))
+			break
+		}
+		prev = l
 		st.byName.ReplaceOrInsert(l)
 		st.byDeadline.ReplaceOrInsert(l)
 	}
