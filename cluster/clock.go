@@ -59,7 +59,7 @@ func (c *leaseClock) now() (int64, error) {
 		c.stalled = true
 		return 0, errClockStalled
 	}
-	r := c.base + t.Sub(c.start).Milliseconds()
+	r := c.base + (t.Sub(c.start) + brokenClockSkew()).Milliseconds()
 	if r > c.issued {
 		c.issued = r
 	}

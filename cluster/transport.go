@@ -24,5 +24,18 @@ func (l *tcpStreamLayer) Addr() net.Addr {
 
 // Dial connects to a peer's Raft transport.
 func (l *tcpStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return net.DialTimeout("tcp", string(address), timeout)
+	d := net.Dialer{Timeout: timeout, LocalAddr: dialSource(l.Listener.Addr())}
+	return d.Dial("tcp", string(address))
+}
+
+// dialSource makes outgoing Raft connections leave from the IP the
+// transport is bound to, when it is bound to a specific one: peers (and
+// firewalls, and the chaos tests' fault-injecting proxies) then see each
+// node's traffic come from that node's own address.
+func dialSource(bound net.Addr) net.Addr {
+	tcp, ok := bound.(*net.TCPAddr)
+	if !ok || tcp.IP == nil || tcp.IP.IsUnspecified() {
+		return nil
+	}
+	return &net.TCPAddr{IP: tcp.IP}
 }

@@ -131,7 +131,7 @@ func (l *TLSStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration)
 		conf = conf.Clone()
 		conf.ServerName = host
 	}
-	return tls.DialWithDialer(&net.Dialer{Timeout: timeout}, "tcp", string(address), conf)
+	return tls.DialWithDialer(&net.Dialer{Timeout: timeout, LocalAddr: dialSource(l.listener.Addr())}, "tcp", string(address), conf)
 }
 
 // lazyTLSConn is an accepted server-side TLS connection whose handshake

@@ -8,16 +8,15 @@ import (
 	"testing"
 )
 
-// These tests show defects found while writing the suite. They fail until
-// the fsm package is fixed; see the notes on each.
+// Regression tests for defects found while writing the suite; each note
+// says what went wrong before the fix.
 
 // A holder retries a refresh: the retry (reading 3000) is applied first
 // and answered "deadline 8000"; the original (reading 2000) lands after it
 // and moves the deadline back to 7000, so the lock expires 1 s before a
 // deadline the service already promised. DESIGN section 4 says no landing
-// order may make a lock expire before its lifetime has passed. Proposed
-// fix in refresh: never move a deadline earlier, i.e.
-// next.Deadline = max(cur.Deadline, addSaturating(c.Stamp, c.Lifetime)).
+// order may make a lock expire before its lifetime has passed. Fixed:
+// refresh never moves a deadline earlier.
 func TestStaleRefreshMustNotShortenPromisedDeadline(t *testing.T) {
 	r := newRig(t)
 	r.do(acq(1000, "a", 1, 5000))
@@ -35,11 +34,11 @@ func TestStaleRefreshMustNotShortenPromisedDeadline(t *testing.T) {
 }
 
 // Persist writes locks in strictly increasing name order, so a snapshot
-// that repeats a name is corrupt. readState accepts it and indexes both
-// copies by deadline but one by name; the stale copy's expiry then deletes
-// the live lock, and the phantom entry left in byDeadline will later
-// delete whatever lock holds that name. Proposed fix in readState: keep
-// the previous name and fail with ErrBadSnapshot unless l.Name > prev.
+// that repeats a name is corrupt. readState used to accept it and index both
+// copies by deadline but one by name; the stale copy's expiry then deleted
+// the live lock, and the phantom entry left in byDeadline would later
+// delete whatever lock held that name. Fixed: readState keeps
+// the previous name and fails with ErrBadSnapshot unless l.Name > prev.
 func TestRestoreRejectsRepeatedLockName(t *testing.T) {
 	b := []byte(snapshotMagic)
 	b = binary.AppendUvarint(b, 5)   // applied
