@@ -175,3 +175,25 @@ func TestMinorityGrantsNothing(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestGracefulCloseHandsLeadershipOver(t *testing.T) {
+	// With 3 s election timeouts an ordinary election after the leader
+	// vanished would take at least 3 s; a handoff takes about one round
+	// trip.
+	tc := newTestCluster(t, 3, func(c *Config) {
+		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = 3*time.Second, 3*time.Second, time.Second
+	})
+	lead := tc.leader()
+	i := tc.index(lead)
+	tc.mu.Lock()
+	tc.nodes[i] = nil
+	tc.mu.Unlock()
+	start := time.Now()
+	if err := lead.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next := tc.leader()
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("new leader %s after %v: leadership was not handed over", next.ID(), took)
+	}
+}
