@@ -1,0 +1,115 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Version is the release reported in the default server name. cmd may set
+// it at link time: -ldflags "-X github.com/doubledutch/doubledutch/api.Version=1.2.3".
+var Version = "0.1.0"
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultLifetime          = 30 * time.Second    // the original's default lifetime
+	DefaultMaxLifetime       = 30 * 24 * time.Hour // the original's tests use two weeks
+	DefaultMaxWait           = 10 * time.Minute
+	DefaultMaxWaiters        = 100_000
+	DefaultMaxWaitersPerName = 10_000
+	DefaultMaxNameLength     = 256
+	DefaultMaxOwnerLength    = 256
+	DefaultMaxBodyBytes      = 64 << 10
+	DefaultProposeTimeout    = 10 * time.Second
+	DefaultRetryAfter        = time.Second
+	DefaultListLimit         = 100  // GET /v1/locks page size without limit=
+	MaxListLimit             = 1000 // the largest limit= accepted
+	// MaxRequestIDLength bounds client request ids; api appends a short
+	// "#n" suffix for retries within one waiting request.
+	MaxRequestIDLength = 128
+)
+
+// Config configures a Server. The zero value of every field but APIKey
+// means "use the default".
+type Config struct {
+	// ServerName is reported as "servername" by the legacy endpoints and
+	// in the Server header. Default "DoubleDutch/" + Version.
+	ServerName string
+	// APIKey is the shared secret clients present as the auth query
+	// parameter (legacy endpoints) or as "Authorization: Bearer KEY". The
+	// original always requires a key, and so does New: an empty key is
+	// an error unless InsecureNoAuth is set.
+	APIKey string
+	// InsecureNoAuth disables key checks entirely. Only for tests and
+	// local experiments; never the default.
+	InsecureNoAuth bool
+	// DefaultLifetime is the lifetime of a lock when the request names
+	// none (30 s, as in the original).
+	DefaultLifetime time.Duration
+	// MaxLifetime bounds a requested lifetime (default 30 days).
+	MaxLifetime time.Duration
+	// MaxWait bounds how long one request may wait for a lock (default 10
+	// minutes). Longer requests get 400 bad_request.
+	MaxWait time.Duration
+	// MaxWaiters bounds the waiting requests at this node across all
+	// names; past it a request gets 429 too_many_waiters.
+	MaxWaiters int
+	// MaxWaitersPerName bounds the waiting requests for one name.
+	MaxWaitersPerName int
+	// MaxNameLength bounds a lock name in bytes (default 256).
+	MaxNameLength int
+	// MaxOwnerLength bounds the optional owner label in bytes.
+	MaxOwnerLength int
+	// MaxBodyBytes bounds a request body (default 64 KiB); larger bodies
+	// get 413 too_large.
+	MaxBodyBytes int64
+	// ProposeTimeout bounds one proposal. A proposal still in flight then
+	// has an unknown outcome (504 unknown_outcome).
+	ProposeTimeout time.Duration
+	// RetryAfter is the Retry-After hint sent with 429 and 503 answers.
+	RetryAfter time.Duration
+}
+
+// errNoAPIKey is returned by New for a Config without a key.
+var errNoAPIKey = errors.New("api: an API key is required (set Config.APIKey, or InsecureNoAuth for tests)")
+
+// withDefaults fills zero fields and checks the rest.
+func (c Config) withDefaults() (Config, error) {
+	if c.APIKey == "" && !c.InsecureNoAuth {
+		return c, errNoAPIKey
+	}
+	if c.ServerName == "" {
+		c.ServerName = "DoubleDutch/" + Version
+	}
+	setDur(&c.DefaultLifetime, DefaultLifetime)
+	setDur(&c.MaxLifetime, DefaultMaxLifetime)
+	setDur(&c.MaxWait, DefaultMaxWait)
+	setDur(&c.ProposeTimeout, DefaultProposeTimeout)
+	setDur(&c.RetryAfter, DefaultRetryAfter)
+	setInt(&c.MaxWaiters, DefaultMaxWaiters)
+	setInt(&c.MaxWaitersPerName, DefaultMaxWaitersPerName)
+	setInt(&c.MaxNameLength, DefaultMaxNameLength)
+	setInt(&c.MaxOwnerLength, DefaultMaxOwnerLength)
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.DefaultLifetime > c.MaxLifetime {
+		return c, fmt.Errorf("api: default lifetime %v exceeds the maximum %v", c.DefaultLifetime, c.MaxLifetime)
+	}
+	if c.MaxWaitersPerName > c.MaxWaiters {
+		c.MaxWaitersPerName = c.MaxWaiters
+	}
+	return c, nil
+}
+
+func setDur(d *time.Duration, def time.Duration) {
+	if *d <= 0 {
+		*d = def
+	}
+}
+
+func setInt(n *int, def int) {
+	if *n <= 0 {
+		*n = def
+	}
+}

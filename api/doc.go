@@ -1,0 +1,67 @@
+// Package api is the HTTP(S) face of a DoubleDutch cluster node: the
+// router, the original DoubleDutch endpoints, the v1 JSON API, API-key
+// checks, request validation, the one error table, the leader redirect
+// and waiting for locks.
+//
+// # What api owns and what it must not do
+//
+// api turns requests into calls on the Cluster interface it declares
+// itself (cluster.go) and results into JSON. It must not touch raft: it
+// never proposes a log entry but through Cluster, never reads a wall clock
+// into lock state (lease times are cluster milliseconds that the Cluster
+// reports), and never logs an API key or a session token. It keeps no
+// global state: everything lives in a Server, built by New.
+//
+// # Endpoints
+//
+// The original DoubleDutch API, unchanged for its clients:
+//
+//	GET    /getlock?auth=KEY&lockname=NAME[&timeout=S][&lifetime=S]
+//	DELETE /releaselock?lockname=NAME&token=TOKEN[&auth=KEY]
+//	GET    /status?auth=KEY
+//
+// The v1 API (Authorization: Bearer KEY):
+//
+//	POST   /v1/locks/{name}          acquire {lifetime, wait, owner, request_id}
+//	DELETE /v1/locks/{name}          release {token, request_id}
+//	POST   /v1/locks/{name}/refresh  refresh {token, lifetime, request_id}
+//	GET    /v1/locks/{name}          read one lock [?stale=true]
+//	GET    /v1/locks                 list [?prefix=&after=&limit=&stale=true]
+//	GET    /v1/cluster               this node's view of the cluster
+//	GET    /v1/health                no key; 200 when a leader is known
+//
+// A lock name is one path segment: percent-encode "/" as %2F. openapi.yaml
+// beside this file describes every field; API.md has the tables.
+//
+// # Errors
+//
+// Every error is {"error":{"code":"...","message":"..."}} with a stable
+// code; errorTable in errors.go is the one place an error becomes a
+// status and a code. The original endpoints add their own fields to it
+// (servername, and lockacquired or lockreleased false), and a failed
+// /releaselock is a 400 as in the original. An outcome the cluster cannot
+// know (the proposal may still commit) is 504 unknown_outcome, never a
+// success or a plain failure; retry it with the same request id.
+//
+// # Leader redirect
+//
+// Only the leader serves lock requests. A follower answers 307 Temporary
+// Redirect to the same path and query on the leader's advertised API URL
+// (the method and body are kept); with no leader known it answers 503
+// with Retry-After. /v1/health, /v1/cluster and reads with ?stale=true are
+// answered by every node itself.
+//
+// # Waiting
+//
+// A request that may wait (timeout= or "wait") and finds the lock held
+// joins a FIFO queue for the name at the leader; a request that finds
+// waiters queues behind them instead of overtaking. When the applied log
+// frees the name, the head waiter whose client is still connected
+// proposes its acquire at once (direct handoff, about one commit). A
+// waiter is not turned away at its timeout while the lock it waits for is
+// due to expire by then: it gets it when the expiry is applied. A waiter
+// whose client left is never granted; a grant that commits after its
+// client left is released at once. On leadership loss every waiter ends
+// with 503 leader_changed. Waiting costs the request's own goroutine and
+// a timer, nothing else.
+package api

@@ -1,0 +1,171 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/doubledutch/doubledutch/cluster"
+)
+
+// Sentinel errors of the HTTP layer. Handlers wrap them with a message
+// (see fail); errorTable maps each, and the cluster's sentinels, to one
+// status and one stable code. Clients match on the code, never the message.
+var (
+	// ErrBadRequest: the request is malformed or out of bounds (400).
+	ErrBadRequest = errors.New("bad request")
+	// ErrUnauthorized: the API key is missing or wrong (401).
+	ErrUnauthorized = errors.New("missing or wrong API key")
+	// ErrNotFound: no such endpoint, or the lock is free (404).
+	ErrNotFound = errors.New("not found")
+	// ErrMethodNotAllowed: the path exists for other methods (405).
+	ErrMethodNotAllowed = errors.New("method not allowed")
+	// ErrBusy: someone else holds the lock (409).
+	ErrBusy = errors.New("the lock is held by someone else")
+	// ErrNotHeld: the name/token pair holds nothing (409; 400 legacy).
+	ErrNotHeld = errors.New("the name/token pair does not hold the lock")
+	// ErrTooLarge: the request body is over the limit (413).
+	ErrTooLarge = errors.New("request body too large")
+	// ErrTooManyWaiters: the waiting bound is reached (429).
+	ErrTooManyWaiters = errors.New("too many requests are waiting")
+	// ErrNoLeader: no leader is known or ready (503).
+	ErrNoLeader = errors.New("no leader is known; retry shortly")
+	// ErrLeaderChanged: leadership moved while the request waited (503).
+	ErrLeaderChanged = errors.New("leadership changed while waiting; retry")
+	// ErrClientGone: the client disconnected; nobody reads the answer.
+	ErrClientGone = errors.New("the client went away")
+)
+
+// errorEntry is one row of the error table.
+type errorEntry struct {
+	err    error
+	status int
+	code   string
+}
+
+// errorTable is the one place an error becomes a status and a code. Order
+// matters only where an error matches several rows: the first wins.
+// unknown_outcome has a status of its own (504): the command may have been
+// applied, so it is neither a success nor a plain failure, and retrying is
+// safe only with the same request id.
+var errorTable = []errorEntry{
+	// First: an error that may have been applied must never look like
+	// one that certainly was not.
+	{cluster.ErrUnknownOutcome, http.StatusGatewayTimeout, "unknown_outcome"},
+	{ErrBadRequest, http.StatusBadRequest, "bad_request"},
+	{ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
+	{ErrNotFound, http.StatusNotFound, "not_found"},
+	{ErrMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed"},
+	{ErrBusy, http.StatusConflict, "busy"},
+	{ErrNotHeld, http.StatusConflict, "not_held"},
+	{ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
+	{ErrTooManyWaiters, http.StatusTooManyRequests, "too_many_waiters"},
+	{ErrNoLeader, http.StatusServiceUnavailable, "no_leader"},
+	{cluster.ErrNotLeader, http.StatusServiceUnavailable, "no_leader"},
+	{ErrLeaderChanged, http.StatusServiceUnavailable, "leader_changed"},
+	{cluster.ErrNotApplied, http.StatusServiceUnavailable, "unavailable"},
+	{cluster.ErrShutdown, http.StatusServiceUnavailable, "unavailable"},
+	// Nobody reads this answer; the row keeps request logs truthful.
+	{ErrClientGone, 499, "client_gone"},
+	{context.Canceled, 499, "client_gone"},
+}
+
+// classify looks err up in the error table; anything unknown is a 500.
+func classify(err error) (status int, code string) {
+	for _, e := range errorTable {
+		if errors.Is(err, e.err) {
+			return e.status, e.code
+		}
+	}
+	return http.StatusInternalServerError, "internal"
+}
+
+// apiError carries a sentinel (for the table) and a message for the client.
+type apiError struct {
+	kind error
+	msg  string
+}
+
+func (e *apiError) Error() string { return e.msg }
+func (e *apiError) Unwrap() error { return e.kind }
+
+// newError wraps a sentinel with a formatted message.
+func newError(kind error, format string, args ...any) error {
+	return &apiError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+func badRequest(format string, args ...any) error {
+	return newError(ErrBadRequest, format, args...)
+}
+
+// errorDetail is the body of every error: {"error":{"code","message"}}.
+type errorDetail struct {
+	Code    string    `json:"code"`
+	Message string    `json:"message"`
+	Lock    *lockView `json:"lock,omitempty"`
+}
+
+// errorBody is the one error shape. The legacy fields are filled only on
+// the original endpoints, so that old clients reading "lockacquired" or
+// "lockreleased" still find them (false) on an error.
+type errorBody struct {
+	ServerName   string      `json:"servername,omitempty"`
+	LockName     *string     `json:"lockname,omitempty"`
+	SessionToken *string     `json:"sessiontoken,omitempty"`
+	LockAcquired *bool       `json:"lockacquired,omitempty"`
+	LockReleased *bool       `json:"lockreleased,omitempty"`
+	Error        errorDetail `json:"error"`
+}
+
+// busyError is ErrBusy with the holder's public details.
+type busyError struct {
+	apiError
+	lock *lockView
+}
+
+// writeJSON writes v with status. Errors writing are the client's loss.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers err through the error table in the route's shape.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, shape shape, err error) {
+	status, code := classify(err)
+	status = shape.status(status, code)
+	msg := err.Error()
+	if status == http.StatusInternalServerError {
+		// Internal details stay in the log.
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		msg = "internal error"
+	}
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(s.cfg.RetryAfter)))
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="doubledutch"`)
+	}
+	body := errorBody{Error: errorDetail{Code: code, Message: msg}}
+	var be *busyError
+	if errors.As(err, &be) {
+		body.Error.Lock = be.lock
+	}
+	shape.decorate(&body, r, s.cfg.ServerName)
+	writeJSON(w, status, body)
+}
+
+func retryAfterSeconds(d time.Duration) int {
+	n := int((d + time.Second - 1) / time.Second)
+	if n < 1 {
+		n = 1
+	}
+	return n
+}

@@ -1,0 +1,218 @@
+package api
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/doubledutch/doubledutch/fsm"
+)
+
+// The original DoubleDutch endpoints, kept working for existing clients.
+// Where the original misbehaved this keeps the user's expectation instead:
+// fractional timeouts are honoured; negative, NaN, infinite or unparsable
+// numbers and empty names get a 400 JSON error; /status never lists
+// session tokens ("sessiontoken" is always "") but adds "fencingtoken".
+
+// statusPageSize is how many locks /status reads per linearizable read.
+const statusPageSize = 1000
+
+// shape says which extra fields an error answer carries, so that an old
+// client reading "lockacquired" or "lockreleased" finds them on errors too.
+type shape int
+
+const (
+	shapeV1          shape = iota // {"error":{...}} only
+	shapeStatus                   // + servername
+	shapeGetLock                  // + servername, lockname, sessiontoken "", lockacquired false
+	shapeReleaseLock              // + servername, lockname, lockreleased false
+)
+
+// decorate adds the legacy fields of the route's shape to an error body.
+func (sh shape) decorate(b *errorBody, r *http.Request, serverName string) {
+	if sh == shapeV1 {
+		return
+	}
+	b.ServerName = serverName
+	if sh == shapeStatus {
+		return
+	}
+	name, _ := rawQueryValue(r.URL.RawQuery, "lockname")
+	b.LockName = &name
+	no, empty := false, ""
+	if sh == shapeGetLock {
+		b.SessionToken, b.LockAcquired = &empty, &no
+	} else {
+		b.LockReleased = &no
+	}
+}
+
+// status adjusts the table's status where the original differs: it
+// answers a failed release with 400, not 409.
+func (sh shape) status(status int, code string) int {
+	if sh == shapeReleaseLock && code == "not_held" {
+		return http.StatusBadRequest
+	}
+	return status
+}
+
+func (s *Server) legacyRoutes() []route {
+	return []route{
+		{method: http.MethodGet, path: "/getlock", auth: authRequired, shape: shapeGetLock, handle: s.getLock},
+		{method: http.MethodDelete, path: "/releaselock", auth: authOptional, shape: shapeReleaseLock, handle: s.releaseLock},
+		{method: http.MethodGet, path: "/status", auth: authRequired, shape: shapeStatus, handle: s.status},
+	}
+}
+
+// getLockResponse is the original's answer, plus "fencingtoken" on grant.
+type getLockResponse struct {
+	ServerName   string `json:"servername"`
+	LockName     string `json:"lockname"`
+	SessionToken string `json:"sessiontoken"`
+	LockAcquired bool   `json:"lockacquired"`
+	FencingToken uint64 `json:"fencingtoken,omitempty"`
+}
+
+// getLock serves GET /getlock?auth&lockname[&timeout][&lifetime]. Not
+// getting the lock within the timeout is a 200 with lockacquired false.
+func (s *Server) getLock(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	p, err := s.parseGetLock(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	res, err := s.acquire(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	out := getLockResponse{ServerName: s.cfg.ServerName, LockName: p.Name}
+	if res.Outcome == fsm.Granted {
+		out.SessionToken = res.Lock.Token.String()
+		out.LockAcquired = true
+		out.FencingToken = res.Lock.Fence
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// parseGetLock validates the /getlock query.
+func (s *Server) parseGetLock(raw string) (acquireParams, error) {
+	q, err := parseQuery(raw, "lockname", "timeout", "lifetime")
+	if err != nil {
+		return acquireParams{}, err
+	}
+	p := acquireParams{Name: q.Get("lockname"), Lifetime: s.cfg.DefaultLifetime}
+	if err := s.cfg.checkName(p.Name); err != nil {
+		return p, err
+	}
+	if sec, ok, err := optSeconds(q, "lifetime"); err != nil {
+		return p, err
+	} else if ok {
+		if p.Lifetime, err = s.cfg.lifetime("lifetime", sec); err != nil {
+			return p, err
+		}
+	}
+	if sec, ok, err := optSeconds(q, "timeout"); err != nil {
+		return p, err
+	} else if ok {
+		if p.Wait, err = s.cfg.wait("timeout", sec); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+// releaseLockResponse is the original's answer.
+type releaseLockResponse struct {
+	ServerName   string `json:"servername"`
+	LockName     string `json:"lockname"`
+	LockReleased bool   `json:"lockreleased"`
+}
+
+// releaseLock serves DELETE /releaselock?lockname&token[&auth]. auth is
+// optional (the token proves ownership), but a wrong one is a 401.
+func (s *Server) releaseLock(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	name, tok, err := s.parseReleaseLock(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.proposeCtx(r.Context())
+	defer cancel()
+	res, err := s.cluster.Release(ctx, name, tok, "")
+	if err != nil {
+		return err
+	}
+	if res.Outcome != fsm.Released {
+		return newError(ErrNotHeld, "the name/token pair does not hold the lock (it may have expired)")
+	}
+	writeJSON(w, http.StatusOK, releaseLockResponse{ServerName: s.cfg.ServerName, LockName: name, LockReleased: true})
+	return nil
+}
+
+func (s *Server) parseReleaseLock(raw string) (string, fsm.Token, error) {
+	q, err := parseQuery(raw, "lockname", "token")
+	if err != nil {
+		return "", fsm.Token{}, err
+	}
+	name := q.Get("lockname")
+	if err := s.cfg.checkName(name); err != nil {
+		return "", fsm.Token{}, err
+	}
+	text, ok := q["token"]
+	if !ok || text[0] == "" {
+		return "", fsm.Token{}, badRequest("token is missing")
+	}
+	tok, err := fsm.ParseToken(text[0])
+	if err != nil {
+		return "", fsm.Token{}, badRequest("token must be the 32 hexadecimal characters /getlock returned")
+	}
+	return name, tok, nil
+}
+
+// statusResponse is the original's answer.
+type statusResponse struct {
+	ServerName string       `json:"servername"`
+	Status     string       `json:"status"`
+	Locks      []statusLock `json:"locks"`
+}
+
+// statusLock is one lock in /status. SessionToken is always "": listing
+// secrets would let any key holder release anyone's lock.
+type statusLock struct {
+	LockName     string  `json:"lockname"`
+	SessionToken string  `json:"sessiontoken"`
+	Remaining    float64 `json:"remaining"`
+	FencingToken uint64  `json:"fencingtoken"`
+}
+
+// status serves GET /status?auth: every held lock, read linearizably page
+// by page at the leader.
+func (s *Server) status(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	out := statusResponse{ServerName: s.cfg.ServerName, Status: "ok", Locks: []statusLock{}}
+	after := ""
+	for {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ProposeTimeout)
+		locks, now, err := s.cluster.ListLocks(ctx, "", after, statusPageSize)
+		cancel()
+		if err != nil {
+			return err
+		}
+		for _, l := range locks {
+			out.Locks = append(out.Locks, statusLock{
+				LockName: l.Name, Remaining: remaining(l.Deadline, now), FencingToken: l.Fence,
+			})
+		}
+		if len(locks) < statusPageSize {
+			break
+		}
+		after = locks[len(locks)-1].Name
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// remaining is the time left until deadline in seconds, never negative
+// (a lock past its deadline is gone once its expiry is applied).
+func remaining(deadline, now int64) float64 {
+	return float64(max(deadline-now, 0)) / 1000
+}

@@ -1,0 +1,196 @@
+package api
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/doubledutch/doubledutch/cluster"
+)
+
+// recorder remembers the status a handler wrote, for the request log and
+// so that a panic after the header went out does not write a second one.
+type recorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (rw *recorder) WriteHeader(code int) {
+	if rw.status == 0 {
+		rw.status = code
+	}
+	rw.ResponseWriter.WriteHeader(code)
+}
+
+func (rw *recorder) Write(b []byte) (int, error) {
+	if rw.status == 0 {
+		rw.status = http.StatusOK
+	}
+	return rw.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (rw *recorder) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
+
+// observe runs next with panic recovery and one log line per request.
+// Requests log at debug level (a lock service may serve thousands a
+// second); server errors at error level. The query string is redacted:
+// it may carry the API key (auth=) or a session token (token=).
+func (s *Server) observe(w http.ResponseWriter, r *http.Request, next http.HandlerFunc) {
+	start := time.Now()
+	rw := &recorder{ResponseWriter: w}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p) // net/http's own way to abort a response
+			}
+			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.EscapedPath(),
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if rw.status == 0 {
+				s.writeError(rw, r, shapeV1, errors.New("panic"))
+			}
+		}
+		level := s.log.Debug
+		if rw.status >= 500 && rw.status != http.StatusServiceUnavailable && rw.status != http.StatusGatewayTimeout {
+			level = s.log.Error
+		}
+		level("request", "method", r.Method, "path", r.URL.EscapedPath(), "query", redactQuery(r.URL.RawQuery),
+			"status", rw.status, "duration", time.Since(start), "remote", r.RemoteAddr)
+	}()
+	next(rw, r)
+}
+
+// loggedParams are query parameters whose values are safe to log. Every
+// other value, auth and token among them, is replaced by "REDACTED".
+var loggedParams = map[string]bool{
+	"lockname": true, "timeout": true, "lifetime": true,
+	"prefix": true, "after": true, "limit": true, "stale": true,
+}
+
+// redactQuery keeps the parameter names and only the safe values.
+func redactQuery(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	parts := strings.Split(raw, "&")
+	for i, p := range parts {
+		k, _, hasValue := strings.Cut(p, "=")
+		name, err := url.QueryUnescape(k)
+		if hasValue && (err != nil || !loggedParams[name]) {
+			parts[i] = k + "=REDACTED"
+		}
+	}
+	return strings.Join(parts, "&")
+}
+
+// authorize checks the API key the route's mode asks for. Both forms are
+// compared in constant time, of equal-length digests so that not even the
+// key's length leaks.
+func (s *Server) authorize(r *http.Request, mode authMode) error {
+	if mode == authNone || s.cfg.InsecureNoAuth {
+		return nil
+	}
+	var given []string
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, key, _ := strings.Cut(h, " ")
+		if !strings.EqualFold(scheme, "Bearer") {
+			return newError(ErrUnauthorized, "Authorization must be \"Bearer KEY\"")
+		}
+		given = append(given, strings.TrimSpace(key))
+	}
+	if mode != authBearer {
+		if q, ok := rawQueryValue(r.URL.RawQuery, "auth"); ok {
+			given = append(given, q)
+		}
+	}
+	if len(given) == 0 {
+		if mode == authOptional {
+			return nil
+		}
+		if mode == authBearer {
+			return newError(ErrUnauthorized, "missing API key: send \"Authorization: Bearer KEY\"")
+		}
+		return newError(ErrUnauthorized, "missing API key: pass auth=KEY or \"Authorization: Bearer KEY\"")
+	}
+	want := sha256.Sum256([]byte(s.cfg.APIKey))
+	for _, k := range given {
+		got := sha256.Sum256([]byte(k))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			return newError(ErrUnauthorized, "wrong API key")
+		}
+	}
+	return nil
+}
+
+// rawQueryValue returns the first value of key, tolerating a query that
+// does not parse as a whole (validation reports that later, after auth).
+func rawQueryValue(raw, key string) (string, bool) {
+	for _, p := range strings.Split(raw, "&") {
+		k, v, _ := strings.Cut(p, "=")
+		if kk, err := url.QueryUnescape(k); err != nil || kk != key {
+			continue
+		}
+		vv, err := url.QueryUnescape(v)
+		if err != nil {
+			return v, true
+		}
+		return vv, true
+	}
+	return "", false
+}
+
+// mustRedirect reports whether this node must send r to the leader.
+func (s *Server) mustRedirect(r *http.Request, wh where) bool {
+	switch wh {
+	case anyNode:
+		return false
+	case staleOK:
+		if isStale(r) {
+			return false
+		}
+	}
+	return !s.cluster.Leader().IsSelf
+}
+
+// redirectToLeader is the one place a request leaves for the leader: 307
+// keeps the method and body (DELETE stays DELETE), never 301, which
+// clients cache. With no leader known, or while this node is the leader
+// but not yet ready, it answers 503 with Retry-After.
+func (s *Server) redirectToLeader(w http.ResponseWriter, r *http.Request, sh shape) {
+	li := s.cluster.Leader()
+	if li.APIURL == "" || li.IsSelf || li.ID == s.selfID {
+		s.writeError(w, r, sh, newError(ErrNoLeader, "no leader is ready to serve; retry shortly"))
+		return
+	}
+	target := strings.TrimRight(li.APIURL, "/") + r.URL.EscapedPath()
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	w.Header().Set("Location", target)
+	writeJSON(w, http.StatusTemporaryRedirect, redirectBody{LeaderID: li.ID, Location: target})
+}
+
+// redirectBody is the body of a 307, for people reading it with curl.
+type redirectBody struct {
+	LeaderID string `json:"leader_id"`
+	Location string `json:"location"`
+}
+
+// isNotLeader reports a request that may go to the leader instead: nothing
+// was proposed. An error that also says the outcome is unknown is not one
+// (a retry elsewhere might act twice), so it is answered as unknown.
+func isNotLeader(err error) bool {
+	return errors.Is(err, cluster.ErrNotLeader) && !errors.Is(err, cluster.ErrUnknownOutcome)
+}
+
+// isStale reports whether the client asked for a stale read.
+func isStale(r *http.Request) bool {
+	v, ok := rawQueryValue(r.URL.RawQuery, "stale")
+	return ok && (v == "" || v == "true" || v == "1")
+}

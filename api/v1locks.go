@@ -1,0 +1,344 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/doubledutch/doubledutch/fsm"
+)
+
+// The v1 lock resource. Every route needs "Authorization: Bearer KEY".
+
+func (s *Server) lockRoutes() []route {
+	return []route{
+		{method: http.MethodPost, path: "/v1/locks/:name", auth: authBearer, handle: s.acquireLock},
+		{method: http.MethodDelete, path: "/v1/locks/:name", auth: authBearer, handle: s.releaseLockV1},
+		{method: http.MethodPost, path: "/v1/locks/:name/refresh", auth: authBearer, handle: s.refreshLock},
+		{method: http.MethodGet, path: "/v1/locks/:name", auth: authBearer, where: staleOK, handle: s.readLock},
+		{method: http.MethodGet, path: "/v1/locks", auth: authBearer, where: staleOK, handle: s.listLocks},
+	}
+}
+
+// Headers that may carry what a body carries, for clients that cannot
+// send a body with DELETE.
+const (
+	headerToken     = "X-Session-Token"
+	headerRequestID = "Idempotency-Key"
+	headerStaleness = "X-Doubledutch-Staleness"
+)
+
+// acquireBody is the body of POST /v1/locks/:name. All fields optional.
+type acquireBody struct {
+	Lifetime  *float64 `json:"lifetime"`   // seconds; default 30
+	Wait      *float64 `json:"wait"`       // seconds; default 0
+	Owner     string   `json:"owner"`      // label shown to readers
+	RequestID string   `json:"request_id"` // makes a retry safe
+}
+
+// tokenFields are the body fields of release and refresh that prove
+// ownership and make a retry safe.
+type tokenFields struct {
+	Token     string `json:"token"`      // or the X-Session-Token header
+	RequestID string `json:"request_id"` // or the Idempotency-Key header
+}
+
+// releaseBody is the body of DELETE /v1/locks/:name.
+type releaseBody struct {
+	tokenFields
+}
+
+// refreshBody is the body of POST /v1/locks/:name/refresh.
+type refreshBody struct {
+	tokenFields
+	Lifetime *float64 `json:"lifetime"` // seconds; default 30
+}
+
+// lockView is a lock as v1 shows it: never its session token.
+type lockView struct {
+	Name         string  `json:"name"`
+	Owner        string  `json:"owner,omitempty"`
+	FencingToken uint64  `json:"fencing_token"`
+	Lifetime     float64 `json:"lifetime"`
+	ExpiresIn    float64 `json:"expires_in"`
+}
+
+func viewOf(l fsm.Lock, now int64) lockView {
+	return lockView{Name: l.Name, Owner: l.Owner, FencingToken: l.Fence,
+		Lifetime: float64(l.Lifetime) / 1000, ExpiresIn: remaining(l.Deadline, now)}
+}
+
+// grantResponse answers a successful acquire.
+type grantResponse struct {
+	lockView
+	SessionToken string `json:"session_token"`
+	Duplicate    bool   `json:"duplicate,omitempty"`
+}
+
+// acquireLock serves POST /v1/locks/:name: 200 with the grant, 409 busy
+// when not granted within the wait.
+func (s *Server) acquireLock(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	var body acquireBody
+	p, err := s.parseAcquire(w, r, ps, &body)
+	if err != nil {
+		return err
+	}
+	res, err := s.acquire(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	if res.Outcome != fsm.Granted {
+		return busy(res, p.Wait)
+	}
+	writeJSON(w, http.StatusOK, grantResponse{lockView: viewOf(res.Lock, res.Now),
+		SessionToken: res.Lock.Token.String(), Duplicate: res.Duplicate})
+	return nil
+}
+
+func (s *Server) parseAcquire(w http.ResponseWriter, r *http.Request, ps httprouter.Params, body *acquireBody) (acquireParams, error) {
+	name, err := pathName(ps)
+	if err != nil {
+		return acquireParams{}, err
+	}
+	if err := s.decodeBody(w, r, body); err != nil {
+		return acquireParams{}, err
+	}
+	p := acquireParams{Name: name, Owner: body.Owner, Lifetime: s.cfg.DefaultLifetime}
+	if p.RequestID, err = requestID(r, body.RequestID); err != nil {
+		return p, err
+	}
+	if err := s.cfg.checkName(name); err != nil {
+		return p, err
+	}
+	if err := s.cfg.checkOwner(p.Owner); err != nil {
+		return p, err
+	}
+	if body.Lifetime != nil {
+		if p.Lifetime, err = s.cfg.lifetime("lifetime", *body.Lifetime); err != nil {
+			return p, err
+		}
+	}
+	if body.Wait != nil {
+		if p.Wait, err = s.cfg.wait("wait", *body.Wait); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+// busy is the 409 for a request not granted; it names the holder's public
+// details when known.
+func busy(res fsm.Result, waited time.Duration) error {
+	msg := "the lock is held by someone else"
+	if waited > 0 {
+		msg += "; waited " + waited.String()
+	}
+	be := &busyError{apiError: apiError{kind: ErrBusy, msg: msg}}
+	if res.Lock.Name != "" {
+		v := viewOf(res.Lock, res.Now)
+		be.lock = &v
+	}
+	return be
+}
+
+// releasedResponse answers a successful release.
+type releasedResponse struct {
+	Name         string `json:"name"`
+	Released     bool   `json:"released"`
+	FencingToken uint64 `json:"fencing_token"`
+}
+
+// releaseLockV1 serves DELETE /v1/locks/:name: 200, or 409 not_held.
+func (s *Server) releaseLockV1(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	var body releaseBody
+	name, tok, reqID, err := s.parseTokenRequest(w, r, ps, &body, &body.tokenFields)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.proposeCtx(r.Context())
+	defer cancel()
+	res, err := s.cluster.Release(ctx, name, tok, reqID)
+	if err != nil {
+		return err
+	}
+	switch res.Outcome {
+	case fsm.Released:
+		writeJSON(w, http.StatusOK, releasedResponse{Name: name, Released: true, FencingToken: res.Lock.Fence})
+		return nil
+	case fsm.NotHeld:
+		return newError(ErrNotHeld, "the name/token pair does not hold the lock (it may have expired)")
+	}
+	return badRequest("request id %q was already used for a different request", reqID)
+}
+
+// refreshLock serves POST /v1/locks/:name/refresh: 200 with the new
+// expiry, or 409 not_held.
+func (s *Server) refreshLock(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	var body refreshBody
+	name, tok, reqID, err := s.parseTokenRequest(w, r, ps, &body, &body.tokenFields)
+	if err != nil {
+		return err
+	}
+	lifetime := s.cfg.DefaultLifetime
+	if body.Lifetime != nil {
+		if lifetime, err = s.cfg.lifetime("lifetime", *body.Lifetime); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := s.proposeCtx(r.Context())
+	defer cancel()
+	res, err := s.cluster.Refresh(ctx, name, tok, lifetime, reqID)
+	if err != nil {
+		return err
+	}
+	switch res.Outcome {
+	case fsm.Refreshed:
+		writeJSON(w, http.StatusOK, viewOf(res.Lock, res.Now))
+		return nil
+	case fsm.NotHeld:
+		return newError(ErrNotHeld, "the name/token pair does not hold the lock (it may have expired)")
+	}
+	return badRequest("request id %q was already used for a different request", reqID)
+}
+
+// parseTokenRequest decodes body (which embeds tf) and validates the name,
+// the token and the request id.
+func (s *Server) parseTokenRequest(w http.ResponseWriter, r *http.Request, ps httprouter.Params,
+	body any, tf *tokenFields) (string, fsm.Token, string, error) {
+	name, err := pathName(ps)
+	if err != nil {
+		return "", fsm.Token{}, "", err
+	}
+	if err := s.decodeBody(w, r, body); err != nil {
+		return "", fsm.Token{}, "", err
+	}
+	if err := s.cfg.checkName(name); err != nil {
+		return "", fsm.Token{}, "", err
+	}
+	text, err := eitherOf("token", tf.Token, r.Header.Get(headerToken))
+	if err != nil {
+		return "", fsm.Token{}, "", err
+	}
+	if text == "" {
+		return "", fsm.Token{}, "", badRequest("token is missing: send it in the body or the %s header", headerToken)
+	}
+	tok, err := fsm.ParseToken(text)
+	if err != nil {
+		return "", fsm.Token{}, "", badRequest("token must be the 32 hexadecimal characters the acquire returned")
+	}
+	reqID, err := requestID(r, tf.RequestID)
+	return name, tok, reqID, err
+}
+
+// requestID takes the client request id from the body or the
+// Idempotency-Key header, and validates it.
+func requestID(r *http.Request, fromBody string) (string, error) {
+	id, err := eitherOf("request_id", fromBody, r.Header.Get(headerRequestID))
+	if err != nil {
+		return "", err
+	}
+	return id, checkRequestID(id)
+}
+
+// eitherOf returns whichever of a body field and a header is given; both
+// given and different is a bad request.
+func eitherOf(what, body, header string) (string, error) {
+	if body != "" && header != "" && body != header {
+		return "", badRequest("%s differs between the body and the header", what)
+	}
+	if body != "" {
+		return body, nil
+	}
+	return header, nil
+}
+
+// decodeBody reads an optional JSON object into v: at most MaxBodyBytes
+// (413 too_large past it), no unknown fields (a typo must not silently
+// fall back to a default), nothing after the object. An empty body leaves
+// v as it is.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return newError(ErrTooLarge, "request body is %d bytes; the maximum is %d", r.ContentLength, s.cfg.MaxBodyBytes)
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return newError(ErrTooLarge, "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
+	} else if err != nil {
+		return badRequest("reading the request body: %v", err)
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("request body is not the expected JSON object: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("request body has data after the JSON object")
+	}
+	return nil
+}
+
+// lockInfo answers GET /v1/locks/:name.
+type lockInfo struct {
+	lockView
+	// Waiters is the number of requests waiting for the lock at this
+	// node (the leader; 0 on a stale read from a follower).
+	Waiters   int      `json:"waiters"`
+	Staleness *float64 `json:"staleness,omitempty"`
+}
+
+// readLock serves GET /v1/locks/:name: 200, or 404 not_found when free.
+// Linearizable at the leader; with ?stale=true any node answers from
+// local state and says how stale it may be.
+func (s *Server) readLock(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
+	name, err := pathName(ps)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.checkName(name); err != nil {
+		return err
+	}
+	var (
+		lock      fsm.Lock
+		held      bool
+		now       int64
+		staleness *float64
+	)
+	if isStale(r) {
+		var st time.Duration
+		lock, held, now, st = s.cluster.StaleReadLock(name)
+		staleness = s.markStale(w, st)
+	} else {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ProposeTimeout)
+		defer cancel()
+		if lock, held, now, err = s.cluster.ReadLock(ctx, name); err != nil {
+			return err
+		}
+	}
+	if !held {
+		return newError(ErrNotFound, "lock %q is not held", clip(name))
+	}
+	writeJSON(w, http.StatusOK, lockInfo{lockView: viewOf(lock, now), Waiters: s.waits.count(name), Staleness: staleness})
+	return nil
+}
+
+// markStale reports a stale read's staleness (seconds) in a header and
+// returns it for the body.
+func (s *Server) markStale(w http.ResponseWriter, st time.Duration) *float64 {
+	sec := st.Seconds()
+	w.Header().Set(headerStaleness, strconv.FormatFloat(sec, 'f', 3, 64))
+	return &sec
+}
