@@ -1,0 +1,69 @@
+// Command doubledutch runs a node of a DoubleDutch lock cluster, a local
+// three-node development cluster, certificate generation and health checks.
+//
+// It only parses configuration and wires the fsm, cluster and api
+// packages together; logic worth testing lives in those packages.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/doubledutch/doubledutch/api"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+const usage = `doubledutch: a fault-tolerant distributed lock service
+
+Usage:
+  doubledutch [serve] [flags]          run one node (see 'doubledutch serve --help')
+  doubledutch PORT [n NAME] [p MS] [t THREADS] [h 0] [a KEY] [d DIR]
+                                       the original single-node command line
+  doubledutch dev [--port 8001]        a three-node cluster on 127.0.0.1, for trying it out
+  doubledutch certs --out DIR --nodes node1,node2,node3
+                                       create a CA and node certificates
+  doubledutch health [--url URL]       exit 0 when the node answers healthy
+  doubledutch version
+`
+
+// run dispatches a subcommand and returns the process exit code.
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd := "serve"
+	if len(args) > 0 && !isPort(args[0]) && (len(args[0]) == 0 || args[0][0] != '-') {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = serveCommand(ctx, args, getenv, stdout, stderr)
+	case "dev":
+		err = devCommand(ctx, args, stdout, stderr)
+	case "certs":
+		err = certsCommand(args, stdout, stderr)
+	case "health":
+		err = healthCommand(ctx, args, getenv, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "doubledutch", api.Version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "doubledutch: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil {
+		if err != errUsage {
+			fmt.Fprintln(stderr, "doubledutch:", err)
+		}
+		return 1
+	}
+	return 0
+}

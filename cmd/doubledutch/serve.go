@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/doubledutch/doubledutch/api"
+	"github.com/doubledutch/doubledutch/cluster"
+	"github.com/doubledutch/doubledutch/cluster/tlsutil"
+)
+
+// errUsage marks a flag error whose message the flag package printed.
+var errUsage = errors.New("usage")
+
+func serveCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseServeArgs(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	node, err := startNode(cfg, log, nil, nil)
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "node", cfg.NodeID, "api", cfg.APIURL, "raft", node.raftAddr())
+	return node.wait(ctx)
+}
+
+func newLogger(cfg Config, out io.Writer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "doubledutch",
+		Level:      hclog.LevelFromString(cfg.LogLevel),
+		JSONFormat: cfg.LogFormat == "json",
+		Output:     out,
+	})
+}
+
+// runningNode is one started node: Raft, the API and its HTTP server.
+type runningNode struct {
+	cfg     Config
+	log     hclog.Logger
+	cluster *cluster.Node
+	api     *api.Server
+	http    *http.Server
+	served  chan error
+}
+
+// startNode starts the parts in dependency order. apiLn and raftLn may be
+// pre-bound listeners (dev mode); nil means bind the configured addresses.
+func startNode(cfg Config, log hclog.Logger, apiLn, raftLn net.Listener) (*runningNode, error) {
+	if cfg.Threads > 0 {
+		runtime.GOMAXPROCS(cfg.Threads)
+	}
+	key, err := cfg.loadAPIKey()
+	if err != nil {
+		return nil, err
+	}
+	apiTLS, err := cfg.apiTLS()
+	if err != nil {
+		return nil, err
+	}
+	ccfg, err := cfg.clusterConfig(log, raftLn)
+	if err != nil {
+		return nil, err
+	}
+	if apiLn == nil {
+		if apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("API listener: %w", err)
+		}
+	}
+	node, err := cluster.Start(ccfg)
+	if err != nil {
+		apiLn.Close()
+		return nil, err
+	}
+	srv, err := api.New(cfg.apiConfig(key), node, log.Named("api"))
+	if err != nil {
+		apiLn.Close()
+		node.Close()
+		return nil, err
+	}
+	rn := &runningNode{cfg: cfg, log: log, cluster: node, api: srv, served: make(chan error, 1)}
+	rn.http = &http.Server{
+		Handler:           srv,
+		TLSConfig:         apiTLS,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	if apiTLS != nil {
+		apiLn = tls.NewListener(apiLn, apiTLS)
+	}
+	go func() { rn.served <- rn.http.Serve(apiLn) }()
+	return rn, nil
+}
+
+func (rn *runningNode) raftAddr() string { return rn.cluster.RaftAddr() }
+
+// wait serves until ctx ends or the HTTP server fails, then shuts down.
+func (rn *runningNode) wait(ctx context.Context) error {
+	var err error
+	select {
+	case <-ctx.Done():
+		rn.log.Info("shutting down")
+	case err = <-rn.served:
+		err = fmt.Errorf("API server: %w", err)
+	}
+	if serr := rn.shutdown(); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// shutdown stops in reverse order of start-up: waiting requests end with a
+// retryable answer, the listener closes and in-flight requests finish,
+// then the node hands leadership over and closes Raft.
+func (rn *runningNode) shutdown() error {
+	rn.api.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rn.http.Shutdown(ctx); err != nil {
+		rn.log.Warn("HTTP shutdown", "error", err)
+		rn.http.Close()
+	}
+	return rn.cluster.Close()
+}
+
+func (c *Config) apiTLS() (*tls.Config, error) {
+	if c.HTTP {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("HTTPS certificate %s / key %s: %w (give --tls-cert and --tls-key, or --http / 'h 0' for plain HTTP)", c.TLSCert, c.TLSKey, err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
+}
+
+func (c *Config) clusterConfig(log hclog.Logger, raftLn net.Listener) (cluster.Config, error) {
+	cc := cluster.Config{
+		NodeID:             c.NodeID,
+		RaftBind:           c.RaftBind,
+		RaftListener:       raftLn,
+		RaftAdvertise:      c.RaftAdvertise,
+		APIURL:             c.APIURL,
+		DataDir:            c.DataDir,
+		Voters:             c.Voters,
+		TickInterval:       c.Tick,
+		HeartbeatTimeout:   c.Heartbeat,
+		ElectionTimeout:    c.Election,
+		LeaderLeaseTimeout: c.LeaderLease,
+		SnapshotInterval:   c.SnapshotInterval,
+		SnapshotThreshold:  c.SnapshotThreshold,
+		Logger:             log,
+	}
+	if c.RaftTLSCert == "" {
+		return cc, nil
+	}
+	var err error
+	if cc.RaftServerTLS, err = tlsutil.ServerConfig(c.RaftTLSCert, c.RaftTLSKey, c.RaftTLSCA); err != nil {
+		return cc, fmt.Errorf("raft TLS: %w", err)
+	}
+	if cc.RaftClientTLS, err = tlsutil.ClientConfig(c.RaftTLSCert, c.RaftTLSKey, c.RaftTLSCA); err != nil {
+		return cc, fmt.Errorf("raft TLS: %w", err)
+	}
+	return cc, nil
+}
+
+func (c *Config) apiConfig(key string) api.Config {
+	return api.Config{
+		ServerName:  c.ServerName,
+		APIKey:      key,
+		MaxLifetime: c.MaxLifetime,
+		MaxWait:     c.MaxWait,
+		MaxWaiters:  c.MaxWaiters,
+	}
+}
