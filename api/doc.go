@@ -31,7 +31,7 @@
 //	GET    /v1/health                no key; 200 when a leader is known
 //
 // A lock name is one path segment: percent-encode "/" as %2F. openapi.yaml
-// beside this file describes every field; API.md has the tables.
+// beside this file describes every field; the README has the tables.
 //
 // # Errors
 //
