@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/doubledutch/doubledutch/client"
+)
+
+// BenchmarkHandoff measures, through the v1 API of a real three-node
+// cluster, the time from a holder's release request to the grant answer
+// of the client waiting for the same lock: one op is one handoff.
+func BenchmarkHandoff(b *testing.B) {
+	ec := startE2ECluster(b, false)
+	c := ec.v1Client()
+	ctx := context.Background()
+	held, err := c.Acquire(ctx, "handoff", client.AcquireOptions{Lifetime: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		granted := make(chan *client.Lock, 1)
+		go func() {
+			l, err := c.Acquire(ctx, "handoff", client.AcquireOptions{Lifetime: time.Minute, Wait: 30 * time.Second})
+			if err != nil {
+				b.Error(err)
+			}
+			granted <- l
+		}()
+		b.StopTimer()
+		waitUntil(b, 10*time.Second, "the waiter to queue", func() bool {
+			l, err := c.Get(ctx, "handoff")
+			return err == nil && l.Waiters == 1
+		})
+		b.StartTimer()
+		start := time.Now()
+		if err := c.Release(ctx, "handoff", held.SessionToken, ""); err != nil {
+			b.Fatal(err)
+		}
+		if held = <-granted; held == nil {
+			b.FailNow()
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
