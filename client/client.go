@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -82,6 +83,9 @@ type Client struct {
 	endpoints []string
 	key       string
 	http      *http.Client
+	// leader is the base URL a follower last redirected to; calls start
+	// there, saving a redirect per call.
+	leader atomic.Pointer[string]
 	// Retry bounds how long a call keeps retrying retryable failures,
 	// within the caller's context. Zero: no retries.
 	Retry time.Duration
@@ -221,6 +225,9 @@ func (c *Client) call(ctx context.Context, method, path string, body any, out an
 	backoff := 20 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		ep := c.endpoints[attempt%len(c.endpoints)]
+		if l := c.leader.Load(); l != nil && attempt == 0 {
+			ep = *l
+		}
 		err := c.do(ctx, method, ep+path, payload, out)
 		if !retryable(err) || time.Now().Add(backoff).After(deadline) {
 			return err
@@ -253,6 +260,8 @@ func (c *Client) do(ctx context.Context, method, u string, payload []byte, out a
 		if err != nil {
 			return err
 		}
+		base := next.Scheme + "://" + next.Host
+		c.leader.Store(&base)
 		u = next.String()
 	}
 }
