@@ -213,9 +213,7 @@ func (n *Node) Close() error {
 		close(n.closing)
 		if n.raft != nil {
 			if n.raft.State() == raft.Leader && n.voterCount() > 1 {
-				if terr := n.raft.LeadershipTransfer().Error(); terr != nil {
-					n.log.Warn("leadership transfer before shutdown failed", "error", terr)
-				}
+				n.handOver()
 			}
 			err = n.raft.Shutdown().Error()
 		}
@@ -224,6 +222,22 @@ func (n *Node) Close() error {
 		n.closeStores()
 	})
 	return err
+}
+
+// handOver asks Raft to transfer leadership, waiting at most two election
+// timeouts: when the peers are stopping too (a restart of every node) the
+// transfer may find nobody to take over, and shutdown must not hang on it.
+func (n *Node) handOver() {
+	done := make(chan error, 1)
+	go func() { done <- n.raft.LeadershipTransfer().Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			n.log.Warn("leadership transfer before shutdown failed", "error", err)
+		}
+	case <-time.After(2 * n.cfg.ElectionTimeout):
+		n.log.Warn("leadership transfer before shutdown timed out; shutting down anyway")
+	}
 }
 
 // Kill stops the node without handing leadership over, as a crash would
