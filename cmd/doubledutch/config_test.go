@@ -108,3 +108,18 @@ func TestAPIKeyFile(t *testing.T) {
 		t.Fatalf("direct key ignored: %q", key)
 	}
 }
+
+func TestHealthSkipsVerificationOnlyOnLoopback(t *testing.T) {
+	for u, want := range map[string]bool{
+		"https://127.0.0.1:8000": true,
+		"https://localhost:8001": true,
+		"https://[::1]:8000":     true,
+		"https://node1:8000":     false,
+		"https://10.0.0.5:8000":  false,
+		"::bad":                  false,
+	} {
+		if got := isLoopbackURL(u); got != want {
+			t.Errorf("isLoopbackURL(%q) = %v, want %v", u, got, want)
+		}
+	}
+}
