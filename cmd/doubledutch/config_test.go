@@ -123,3 +123,16 @@ func TestHealthSkipsVerificationOnlyOnLoopback(t *testing.T) {
 		}
 	}
 }
+
+func TestMissingCertificateIsAClearError(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{TLSCert: filepath.Join(dir, "certificate.crt"), TLSKey: filepath.Join(dir, "privateKey.key")}
+	_, err := cfg.apiTLS()
+	if err == nil || !strings.Contains(err.Error(), "certificate.crt") || !strings.Contains(err.Error(), "--http") {
+		t.Fatalf("missing certificate: %v", err)
+	}
+	cfg.HTTP = true
+	if conf, err := cfg.apiTLS(); conf != nil || err != nil {
+		t.Fatalf("plain HTTP still loads certificates: %v %v", conf, err)
+	}
+}
