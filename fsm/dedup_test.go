@@ -131,3 +131,31 @@ func TestDedupBoundEvictsOldest(t *testing.T) {
 		t.Errorf("newest id forgotten: %+v", got)
 	}
 }
+
+// A retried acquire whose grant has ended (released, expired, or undone
+// because its first client went away) must not be told it holds the lock:
+// it is answered Busy, and a grant that is still alive is answered as it
+// is now (after refreshes).
+func TestDuplicateGrantIsAnsweredFromTheCurrentLock(t *testing.T) {
+	r := newRig(t)
+	first := r.do(withID(acq(1000, "a", 1, 5000), "req-g"))
+	r.do(ref(2000, "a", 1, 8000))
+	if got := r.do(withID(acq(2100, "a", 9, 5000), "req-g")); got.Outcome != Granted || got.Lock.Deadline != 10000 || got.Lock.Fence != first.Lock.Fence {
+		t.Fatalf("repeat of a live grant = %+v, want it with the refreshed deadline", got)
+	}
+	r.do(rel(2200, "a", 1))
+	got := r.do(withID(acq(2300, "a", 9, 5000), "req-g"))
+	if got.Outcome != Busy || !got.Duplicate || r.m.Len() != 0 {
+		t.Fatalf("repeat of a released grant = %+v (%d locks), want Busy and no grant", got, r.m.Len())
+	}
+	r.do(acq(2400, "a", 2, 5000))
+	got = r.do(withID(acq(2500, "a", 9, 5000), "req-g"))
+	if got.Outcome != Busy || got.Lock.Fence == first.Lock.Fence || !got.Lock.Token.IsZero() {
+		t.Fatalf("repeat after someone else took the lock = %+v, want Busy naming the new holder without its token", got)
+	}
+	r.do(withID(ref(2600, "a", 2, 5000), "req-f"))
+	r.do(rel(2700, "a", 2))
+	if got := r.do(withID(ref(2800, "a", 2, 5000), "req-f")); got.Outcome != NotHeld || !got.Duplicate {
+		t.Fatalf("repeat of a refresh whose lock was released = %+v, want NotHeld", got)
+	}
+}

@@ -142,10 +142,11 @@ func (m *Machine) apply(index uint64, c Command) Result {
 	key := dedupKey(c)
 	if key != "" {
 		if first, ok := m.dedup.get(key); ok {
-			first.Duplicate = true
-			first.Now = m.leaseNow
-			first.Freed = freed
-			return first
+			r := m.replay(first)
+			r.Duplicate = true
+			r.Now = m.leaseNow
+			r.Freed = freed
+			return r
 		}
 	}
 	var r Result
@@ -169,6 +170,33 @@ func (m *Machine) apply(index uint64, c Command) Result {
 	}
 	if len(freed) > 0 {
 		r.Freed = append(freed, r.Freed...)
+	}
+	return r
+}
+
+// replay answers a repeated request id. A refusal or a release is
+// answered as it was the first time. A grant or refresh is answered with
+// the lock as it is now, because the grant may have ended since (released,
+// expired, or undone because its first client went away): telling a retry
+// "you hold it" then would hand one lock to two clients. An ended grant is
+// answered as a refused acquire (Busy) or a refused refresh (NotHeld); a
+// retry that wants the lock again must ask under a new request id.
+func (m *Machine) replay(first Result) Result {
+	if first.Outcome != Granted && first.Outcome != Refreshed {
+		return first
+	}
+	cur, held := m.byName.Get(&Lock{Name: first.Lock.Name})
+	if held && cur.Token.Equal(first.Lock.Token) {
+		first.Lock = *cur
+		return first
+	}
+	if first.Outcome == Refreshed {
+		return Result{Outcome: NotHeld, Index: first.Index}
+	}
+	r := Result{Outcome: Busy, Index: first.Index}
+	if held {
+		r.Lock = *cur
+		r.Lock.Token = Token{}
 	}
 	return r
 }
