@@ -69,13 +69,14 @@ func (e *APIError) Is(target error) bool {
 
 // retryable says whether a call may be repeated: the cluster was
 // unavailable, the outcome is unknown (safe with the same request id), or
-// the connection failed.
-func retryable(err error) bool {
+// the attempt failed in transport or timed out while the caller still
+// waits.
+func retryable(ctx context.Context, err error) bool {
 	var apiErr *APIError
 	if errors.As(err, &apiErr) {
 		return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrUnknownOutcome)
 	}
-	return err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	return err != nil && ctx.Err() == nil
 }
 
 // Client talks to a cluster. It is safe for concurrent use.
@@ -89,6 +90,10 @@ type Client struct {
 	// Retry bounds how long a call keeps retrying retryable failures,
 	// within the caller's context. Zero: no retries.
 	Retry time.Duration
+	// AttemptTimeout bounds one attempt (plus the wait of an acquire), so
+	// that a node that hangs (stopped, cut off) costs one attempt, not the
+	// whole call. Zero: no bound but the caller's context.
+	AttemptTimeout time.Duration
 }
 
 // New returns a client for the given node URLs (any node: followers
@@ -107,7 +112,7 @@ func New(endpoints []string, apiKey string, tlsConf *tls.Config) *Client {
 		// header that net/http drops when the leader has another hostname.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return &Client{endpoints: eps, key: apiKey, http: hc, Retry: 10 * time.Second}
+	return &Client{endpoints: eps, key: apiKey, http: hc, Retry: 10 * time.Second, AttemptTimeout: 5 * time.Second}
 }
 
 // Lock is a granted lock.
@@ -158,7 +163,7 @@ func (c *Client) Acquire(ctx context.Context, name string, opts AcquireOptions) 
 		body["owner"] = opts.Owner
 	}
 	var out lockJSON
-	if err := c.call(ctx, http.MethodPost, lockPath(name), body, &out); err != nil {
+	if err := c.call(ctx, http.MethodPost, lockPath(name), body, &out, opts.Wait); err != nil {
 		return nil, err
 	}
 	return out.lock(), nil
@@ -167,14 +172,14 @@ func (c *Client) Acquire(ctx context.Context, name string, opts AcquireOptions) 
 // Release gives a lock back. ErrNotHeld when the token does not hold it.
 func (c *Client) Release(ctx context.Context, name, token, reqID string) error {
 	body := map[string]any{"token": token, "request_id": requestID(reqID)}
-	return c.call(ctx, http.MethodDelete, lockPath(name), body, nil)
+	return c.call(ctx, http.MethodDelete, lockPath(name), body, nil, 0)
 }
 
 // Refresh extends a held lock to lifetime from now.
 func (c *Client) Refresh(ctx context.Context, name, token string, lifetime time.Duration, reqID string) (*Lock, error) {
 	body := map[string]any{"token": token, "request_id": requestID(reqID), "lifetime": lifetime.Seconds()}
 	var out lockJSON
-	if err := c.call(ctx, http.MethodPost, lockPath(name)+"/refresh", body, &out); err != nil {
+	if err := c.call(ctx, http.MethodPost, lockPath(name)+"/refresh", body, &out, 0); err != nil {
 		return nil, err
 	}
 	return out.lock(), nil
@@ -183,7 +188,7 @@ func (c *Client) Refresh(ctx context.Context, name, token string, lifetime time.
 // Get reads a lock linearizably. ErrNotFound when it is free.
 func (c *Client) Get(ctx context.Context, name string) (*Lock, error) {
 	var out lockJSON
-	if err := c.call(ctx, http.MethodGet, lockPath(name), nil, &out); err != nil {
+	if err := c.call(ctx, http.MethodGet, lockPath(name), nil, &out, 0); err != nil {
 		return nil, err
 	}
 	return out.lock(), nil
@@ -193,7 +198,7 @@ func (c *Client) Get(ctx context.Context, name string) (*Lock, error) {
 // answers.
 func (c *Client) Cluster(ctx context.Context) (map[string]any, error) {
 	var out map[string]any
-	err := c.call(ctx, http.MethodGet, "/v1/cluster", nil, &out)
+	err := c.call(ctx, http.MethodGet, "/v1/cluster", nil, &out, 0)
 	return out, err
 }
 
@@ -212,8 +217,9 @@ func requestID(id string) string {
 
 // call sends one request, retrying retryable failures on the next
 // endpoint until c.Retry has passed or ctx ends. The body (and so the
-// request id) is the same on every try.
-func (c *Client) call(ctx context.Context, method, path string, body any, out any) error {
+// request id) is the same on every try. wait is how long the server may
+// legitimately hold the request (an acquire's wait).
+func (c *Client) call(ctx context.Context, method, path string, body any, out any, wait time.Duration) error {
 	var payload []byte
 	if body != nil {
 		var err error
@@ -225,11 +231,20 @@ func (c *Client) call(ctx context.Context, method, path string, body any, out an
 	backoff := 20 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		ep := c.endpoints[attempt%len(c.endpoints)]
-		if l := c.leader.Load(); l != nil && attempt == 0 {
-			ep = *l
+		leader := c.leader.Load()
+		if leader != nil {
+			ep = *leader
 		}
-		err := c.do(ctx, method, ep+path, payload, out)
-		if !retryable(err) || time.Now().Add(backoff).After(deadline) {
+		err := c.attempt(ctx, method, ep+path, payload, out, wait)
+		if err == nil || !retryable(ctx, err) {
+			return err
+		}
+		// The remembered leader failed: forget it, so the next attempt
+		// asks the endpoints, which redirect to whoever leads now.
+		if leader != nil {
+			c.leader.CompareAndSwap(leader, nil)
+		}
+		if ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
 			return err
 		}
 		select {
@@ -239,6 +254,16 @@ func (c *Client) call(ctx context.Context, method, path string, body any, out an
 		}
 		backoff = min(backoff*2, 500*time.Millisecond)
 	}
+}
+
+// attempt is one try, bounded by AttemptTimeout plus the server's wait.
+func (c *Client) attempt(ctx context.Context, method, u string, payload []byte, out any, wait time.Duration) error {
+	if c.AttemptTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.AttemptTimeout+wait)
+		defer cancel()
+	}
+	return c.do(ctx, method, u, payload, out)
 }
 
 // maxRedirects bounds a chain of leader redirects (leadership may move
