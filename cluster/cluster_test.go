@@ -124,11 +124,8 @@ func TestWipedNodeDoesNotFormItsOwnCluster(t *testing.T) {
 	tc := newTestCluster(t, 3, nil)
 	lead := tc.leader()
 	r := tc.acquire("kept", time.Hour)
-	// Every node holds the lock before the wipe. Were the wiped node one
-	// of only two holding a committed entry, its forgotten acknowledgement
-	// could let the lagging third node win an election without it: Raft
-	// cannot survive a voter's amnesia (see "Cluster life cycle" in the
-	// README for the procedure that avoids it).
+	// Every node holds the lock before the wipe; the case where the wiped
+	// node was one of only two holders is TestWipedNodeDoesNotElectALaggingNode.
 	tc.onEveryNode("kept held", holds("kept", r.Lock.Fence))
 	victim := (tc.index(lead) + 1) % 3
 	tc.kill(victim)
@@ -202,4 +199,35 @@ func TestGracefulCloseHandsLeadershipOver(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Second {
 		t.Fatalf("new leader %s after %v: leadership was not handed over", next.ID(), took)
 	}
+}
+
+// A wiped node must not help a lagging node win an election: it may have
+// been one of the two nodes holding a committed entry, and has forgotten.
+func TestWipedNodeDoesNotElectALaggingNode(t *testing.T) {
+	tc := newTestCluster(t, 3, nil)
+	lead := tc.leader()
+	li := tc.index(lead)
+	holder, lagging := (li+1)%3, (li+2)%3
+	tc.kill(lagging)
+	r := tc.acquire("kept", time.Hour) // committed on the leader and holder only
+	tc.kill(li)
+	tc.kill(holder)
+	if err := os.RemoveAll(tc.cfgs[holder].DataDir); err != nil {
+		t.Fatal(err)
+	}
+	tc.restart(holder)
+	tc.restart(lagging)
+	// Neither may lead: the lagging node lacks the lock, and the wiped one
+	// must not vote for it.
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, n := range tc.live() {
+			if n.IsLeader() {
+				t.Fatalf("%s was elected without the node that holds the committed entry", n.ID())
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tc.restart(li)
+	tc.onEveryNode("kept held", holds("kept", r.Lock.Fence))
 }

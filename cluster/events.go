@@ -32,6 +32,9 @@ func (n *Node) emit(ev Event) {
 
 // onApply runs after every applied command, on Raft's apply goroutine.
 func (n *Node) onApply(r fsm.Result) {
+	if n.guard != nil {
+		n.guard.caughtUp() // lift the guard while the term is still the leader's
+	}
 	if n.readWaiters.Load() > 0 {
 		n.appliedMu.Lock()
 		close(n.appliedNotify)

@@ -33,6 +33,7 @@ func (n *Node) watchLeadership() {
 				cur = nil
 			}
 			if isLeader {
+				n.guard.lift()
 				cur = &leaderTerm{term: n.raft.CurrentTerm(), done: make(chan struct{})}
 				cur.armed.Store(math.MaxInt64)
 				n.wg.Add(1)

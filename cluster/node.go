@@ -31,8 +31,12 @@ type Node struct {
 	fsm   *fsm.Machine
 	raft  *raft.Raft
 	trans *raft.NetworkTransport
-	store *raftboltdb.BoltStore
-	clock *leaseClock
+	guard *voteGuard
+	// raftRef publishes raft to the vote guard, which may see RPCs before
+	// NewRaft has returned.
+	raftRef atomic.Pointer[raft.Raft]
+	store   *raftboltdb.BoltStore
+	clock   *leaseClock
 
 	// notify receives Raft's leadership changes; watchLeadership always
 	// drains it.
@@ -109,18 +113,20 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("cluster: snapshot store: %w", err)
 	}
-	if n.trans, err = n.newTransport(); err != nil {
-		return err
-	}
 	has, err := raft.HasExistingState(logs, store, snaps)
 	if err != nil {
 		return fmt.Errorf("cluster: inspect state: %w", err)
 	}
+	if n.trans, err = n.newTransport(); err != nil {
+		return err
+	}
+	n.guard = newVoteGuard(n, n.trans, logs, !has)
 	rc := n.raftConfig()
-	n.raft, err = raft.NewRaft(rc, n.fsm, logs, store, snaps, n.trans)
+	n.raft, err = raft.NewRaft(rc, n.fsm, logs, store, snaps, n.guard)
 	if err != nil {
 		return fmt.Errorf("cluster: start raft: %w", err)
 	}
+	n.raftRef.Store(n.raft)
 	if has || len(n.cfg.Voters) == 0 {
 		n.log.Info("starting from existing state", "existing", has)
 		return nil
@@ -255,7 +261,9 @@ func (n *Node) Kill() error {
 }
 
 func (n *Node) closeStores() {
-	if n.trans != nil {
+	if n.guard != nil {
+		_ = n.guard.Close()
+	} else if n.trans != nil {
 		_ = n.trans.Close()
 	}
 	if n.store != nil {
