@@ -51,4 +51,8 @@ type Cluster interface {
 	State() cluster.State
 	// Subscribe registers fn for cluster events until cancel is called.
 	Subscribe(fn func(cluster.Event)) (cancel func())
+	// AddVoter adds a node to the Raft configuration (leader only).
+	AddVoter(id, raftAddr string) error
+	// RemoveServer removes a node from the Raft configuration (leader only).
+	RemoveServer(id string) error
 }

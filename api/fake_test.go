@@ -37,6 +37,9 @@ type fakeCluster struct {
 	onPropose func(ctx context.Context, c fsm.Command) error
 
 	proposals atomic.Int64
+
+	membersMu sync.Mutex
+	members   map[string]string // AddVoter/RemoveServer calls: id -> address
 }
 
 const fakeSelf = "n1"
@@ -248,3 +251,20 @@ type (
 	ctxT = context.Context
 	cmdT = fsm.Command
 )
+
+func (f *fakeCluster) AddVoter(id, addr string) error {
+	f.membersMu.Lock()
+	defer f.membersMu.Unlock()
+	if f.members == nil {
+		f.members = map[string]string{}
+	}
+	f.members[id] = addr
+	return nil
+}
+
+func (f *fakeCluster) RemoveServer(id string) error {
+	f.membersMu.Lock()
+	defer f.membersMu.Unlock()
+	delete(f.members, id)
+	return nil
+}

@@ -89,6 +89,7 @@ func (s *Server) routes() []route {
 	rs = append(rs, s.legacyRoutes()...)
 	rs = append(rs, s.lockRoutes()...)
 	rs = append(rs, s.clusterRoutes()...)
+	rs = append(rs, s.memberRoutes()...)
 	return rs
 }
 

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -230,4 +231,34 @@ func TestWipedNodeDoesNotElectALaggingNode(t *testing.T) {
 	}
 	tc.restart(li)
 	tc.onEveryNode("kept held", holds("kept", r.Lock.Fence))
+}
+
+func TestAddAndRemoveVoterAtRuntime(t *testing.T) {
+	tc := newTestCluster(t, 3, nil)
+	r := tc.acquire("before", time.Hour)
+	// A fourth node starts with no voter list: it waits to be added
+	// instead of bootstrapping a cluster of its own.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tc.cfgs[0]
+	cfg.NodeID, cfg.Voters, cfg.DataDir = "n4", nil, t.TempDir()
+	cfg.RaftBind = l.Addr().String()
+	tc.cfgs = append(tc.cfgs, cfg)
+	tc.mu.Lock()
+	tc.nodes = append(tc.nodes, nil)
+	tc.mu.Unlock()
+	n4 := tc.start(3, l)
+	if err := tc.leader().AddVoter("n4", n4.RaftAddr()); err != nil {
+		t.Fatal(err)
+	}
+	tc.onEveryNode("before held", holds("before", r.Lock.Fence))
+	if got := len(tc.leader().State().Servers); got != 4 {
+		t.Fatalf("%d servers after adding one, want 4", got)
+	}
+	if err := tc.leader().RemoveServer("n4"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "n4 removed", func() bool { return len(tc.leader().State().Servers) == 3 })
 }

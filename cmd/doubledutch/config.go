@@ -25,6 +25,7 @@ type Config struct {
 	RaftBind      string
 	RaftAdvertise string
 	Voters        []cluster.Server
+	Join          bool // wait to be added instead of bootstrapping
 	DataDir       string
 
 	HTTP        bool // plain HTTP instead of HTTPS
@@ -75,6 +76,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 		cfg.Voters = v
 		return err
 	})
+	fs.BoolVar(&cfg.Join, "join", false, "start without bootstrapping and wait to be added (PUT /v1/cluster/nodes/ID on the leader)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "doubledutch-data", "directory for the Raft log and snapshots")
 	fs.BoolVar(&cfg.HTTP, "http", false, "serve plain HTTP instead of HTTPS (the original's 'h 0')")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "/certificate.crt", "API TLS certificate (PEM)")
@@ -216,7 +218,10 @@ func (c *Config) Validate() error {
 	if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("--api-url %q must be an http or https URL", c.APIURL)
 	}
-	if len(c.Voters) == 0 {
+	if c.Join && len(c.Voters) > 0 {
+		return errors.New("--join and --voters exclude each other: a joining node is added by the leader")
+	}
+	if len(c.Voters) == 0 && !c.Join {
 		addr := c.RaftAdvertise
 		if addr == "" {
 			addr = c.RaftBind

@@ -83,6 +83,7 @@ func TestConfigValidation(t *testing.T) {
 		{"--log-format", "xml"},
 		{"--tick", "0s"},
 		{"--node-id", ""},
+		{"--join", "--voters", "n1=a:1"},
 	} {
 		if _, err := parseServeArgs(args, noEnv, io.Discard); err == nil {
 			t.Errorf("%q: accepted", args)
@@ -134,5 +135,12 @@ func TestMissingCertificateIsAClearError(t *testing.T) {
 	cfg.HTTP = true
 	if conf, err := cfg.apiTLS(); conf != nil || err != nil {
 		t.Fatalf("plain HTTP still loads certificates: %v %v", conf, err)
+	}
+}
+
+func TestJoinDoesNotBootstrap(t *testing.T) {
+	cfg, err := parseServeArgs([]string{"--join", "--node-id", "n4"}, noEnv, io.Discard)
+	if err != nil || len(cfg.Voters) != 0 {
+		t.Fatalf("a joining node got voters %+v (%v): it would bootstrap a cluster of its own", cfg.Voters, err)
 	}
 }
