@@ -51,6 +51,8 @@ type Cluster interface {
 	State() cluster.State
 	// Subscribe registers fn for cluster events until cancel is called.
 	Subscribe(fn func(cluster.Event)) (cancel func())
+	// StateDigest hashes this node's whole state at its applied index.
+	StateDigest() (applied uint64, digest string)
 	// AddVoter adds a node to the Raft configuration (leader only).
 	AddVoter(id, raftAddr string) error
 	// RemoveServer removes a node from the Raft configuration (leader only).

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -267,4 +268,9 @@ func (f *fakeCluster) RemoveServer(id string) error {
 	defer f.membersMu.Unlock()
 	delete(f.members, id)
 	return nil
+}
+
+func (f *fakeCluster) StateDigest() (uint64, string) {
+	idx, d := f.m.Digest()
+	return idx, fmt.Sprintf("%x", d)
 }

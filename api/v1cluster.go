@@ -113,18 +113,37 @@ type clusterResponse struct {
 	LastContact float64 `json:"last_contact"`
 	// Waiters is the number of requests waiting at this node.
 	Waiters int `json:"waiters"`
+	// StateDigest (with ?digest=true) hashes the node's whole state at
+	// DigestIndex: equal pairs on two nodes mean equal state.
+	StateDigest string  `json:"state_digest,omitempty"`
+	DigestIndex *uint64 `json:"digest_index,omitempty"`
 }
 
 // clusterState serves GET /v1/cluster. Every node answers for itself.
-func (s *Server) clusterState(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) error {
+// With ?digest=true it adds a hash of the node's whole state, which costs
+// time in proportion to the number of locks.
+func (s *Server) clusterState(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	q, err := parseQuery(r.URL.RawQuery, "digest")
+	if err != nil {
+		return err
+	}
 	st := s.cluster.State()
 	li := st.Leader
-	writeJSON(w, http.StatusOK, clusterResponse{
+	out := clusterResponse{
 		State:       st,
 		Leader:      leaderView{ID: li.ID, APIURL: li.APIURL, IsSelf: li.IsSelf},
 		LastContact: st.LastContact.Seconds(),
 		Waiters:     s.waits.size(),
-	})
+	}
+	switch q.Get("digest") {
+	case "", "false", "0":
+	case "true", "1":
+		idx, d := s.cluster.StateDigest()
+		out.StateDigest, out.DigestIndex = d, &idx
+	default:
+		return badRequest("digest must be true or false")
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

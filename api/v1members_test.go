@@ -29,3 +29,16 @@ func TestMembershipEndpoints(t *testing.T) {
 		t.Fatal("a bad request changed the membership")
 	}
 }
+
+func TestClusterStateDigest(t *testing.T) {
+	h := newHarness(t)
+	plain := jsonOf(t, h.get("/v1/cluster"))
+	if _, ok := plain["state_digest"]; ok {
+		t.Fatal("digest computed without being asked for")
+	}
+	m := jsonOf(t, h.get("/v1/cluster?digest=true"))
+	if d, _ := m["state_digest"].(string); len(d) != 64 || m["digest_index"] == nil {
+		t.Fatalf("digest answer %v", m)
+	}
+	wantError(t, h.get("/v1/cluster?digest=maybe"), http.StatusBadRequest, "bad_request")
+}

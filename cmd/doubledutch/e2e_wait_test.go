@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"testing"
 	"time"
@@ -104,4 +105,36 @@ func TestDisconnectedWaiterIsNeverGranted(t *testing.T) {
 	if err != nil || l.FencingToken <= holder.FencingToken {
 		t.Fatalf("a new client cannot take the abandoned lock: %v %v", l, err)
 	}
+}
+
+// After a burst of writes every node reports the same state digest at the
+// same applied index.
+func TestNodesConvergeOnOneDigest(t *testing.T) {
+	ec := startE2ECluster(t, false)
+	c := ec.v1Client()
+	for i := 0; i < 20; i++ {
+		if _, err := c.Acquire(context.Background(), fmt.Sprintf("d-%d", i), client.AcquireOptions{Lifetime: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type view struct {
+		Index  uint64 `json:"digest_index"`
+		Digest string `json:"state_digest"`
+	}
+	waitUntil(t, 10*time.Second, "one digest on every node", func() bool {
+		var first view
+		for i, u := range ec.urls {
+			code, m, _ := ec.do(ec.client, "GET", u+"/v1/cluster?digest=true", nil, "Authorization", "Bearer "+testKey)
+			if code != 200 {
+				return false
+			}
+			v := view{Index: uint64(m["digest_index"].(float64)), Digest: m["state_digest"].(string)}
+			if i == 0 {
+				first = v
+			} else if v != first {
+				return false
+			}
+		}
+		return first.Digest != ""
+	})
 }
