@@ -2,11 +2,7 @@ package chaos
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -205,7 +201,6 @@ type nodeDigest struct {
 	Node     string
 	Applied  uint64
 	LeaseNow int64
-	Locks    int
 	Digest   string
 	Err      string
 }
@@ -214,7 +209,7 @@ func (d nodeDigest) String() string {
 	if d.Err != "" {
 		return d.Node + ": " + d.Err
 	}
-	return fmt.Sprintf("%s: index %d, lease_now %d ms, %d locks, digest %.16s", d.Node, d.Applied, d.LeaseNow, d.Locks, d.Digest)
+	return fmt.Sprintf("%s: index %d, lease_now %d ms, digest %.16s", d.Node, d.Applied, d.LeaseNow, d.Digest)
 }
 
 func agree(ds []nodeDigest) bool {
@@ -226,8 +221,7 @@ func agree(ds []nodeDigest) bool {
 	return len(ds) > 0
 }
 
-// digests reads every node's stale lock table between two reads of its
-// applied index, in parallel.
+// digests reads every node's state digest, in parallel.
 func (r *run) digests(ctx context.Context) []nodeDigest {
 	out := make([]nodeDigest, len(r.c.nodes))
 	var wg sync.WaitGroup
@@ -243,40 +237,20 @@ func (r *run) digests(ctx context.Context) []nodeDigest {
 	return out
 }
 
-type listedLock struct {
-	Name         string  `json:"name"`
-	Owner        string  `json:"owner"`
-	FencingToken uint64  `json:"fencing_token"`
-	Lifetime     float64 `json:"lifetime"`
-}
-
-// digest hashes node i's lock table (without expires_in, which the leader
-// reads from its running clock) and its applied lease clock, if its
-// applied index did not move while it was read.
+// digest asks node i for the SHA-256 of its whole state (locks, lease
+// clock, dedup table) and the applied index it was taken at: equal pairs
+// on two nodes mean equal state.
 func (c *Cluster) digest(ctx context.Context, i int) nodeDigest {
-	before, err := c.status(ctx, i)
-	if err != nil {
+	var st struct {
+		LeaseNow int64  `json:"lease_now_ms"`
+		Index    uint64 `json:"digest_index"`
+		Digest   string `json:"state_digest"`
+	}
+	if err := c.get(ctx, i, "/v1/cluster?digest=true", &st); err != nil {
 		return nodeDigest{Err: err.Error()}
 	}
-	var list struct {
-		Locks []listedLock `json:"locks"`
+	if st.Digest == "" {
+		return nodeDigest{Err: "no state_digest in /v1/cluster"}
 	}
-	if err := c.get(ctx, i, "/v1/locks?stale=true&limit=1000", &list); err != nil {
-		return nodeDigest{Err: err.Error()}
-	}
-	after, err := c.status(ctx, i)
-	if err != nil {
-		return nodeDigest{Err: err.Error()}
-	}
-	if before.AppliedIndex != after.AppliedIndex {
-		return nodeDigest{Err: fmt.Sprintf("applied index moved %d -> %d while reading", before.AppliedIndex, after.AppliedIndex)}
-	}
-	sort.Slice(list.Locks, func(a, b int) bool { return list.Locks[a].Name < list.Locks[b].Name })
-	var b strings.Builder
-	fmt.Fprintf(&b, "lease_now=%d\n", before.LeaseNow)
-	for _, l := range list.Locks {
-		fmt.Fprintf(&b, "%q %q %d %.3f\n", l.Name, l.Owner, l.FencingToken, l.Lifetime)
-	}
-	sum := sha256.Sum256([]byte(b.String()))
-	return nodeDigest{Applied: before.AppliedIndex, LeaseNow: before.LeaseNow, Locks: len(list.Locks), Digest: hex.EncodeToString(sum[:])}
+	return nodeDigest{Applied: st.Index, LeaseNow: st.LeaseNow, Digest: st.Digest}
 }
