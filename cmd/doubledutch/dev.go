@@ -136,9 +136,10 @@ func printDevBanner(w io.Writer, nodes []*runningNode, key string) {
 	}
 	fmt.Fprintf(w, "API key: %s\n\n", key)
 	u := nodes[0].cfg.APIURL
-	fmt.Fprintf(w, "Try (followers redirect to the leader, so use -L):\n")
+	fmt.Fprintf(w, "Try (followers redirect to the leader, so use -L; curl resends a bearer key\n")
+	fmt.Fprintf(w, "to another port only with --location-trusted):\n")
 	fmt.Fprintf(w, "  curl -sL '%s/getlock?auth=%s&lockname=demo&lifetime=30'\n", u, key)
-	fmt.Fprintf(w, "  curl -sL -X POST -H 'Authorization: Bearer %s' -d '{\"lifetime\":30}' %s/v1/locks/demo\n", key, u)
+	fmt.Fprintf(w, "  curl -s --location-trusted -X POST -H 'Authorization: Bearer %s' -d '{\"lifetime\":30}' %s/v1/locks/demo2\n", key, u)
 	fmt.Fprintf(w, "  curl -sL '%s/status?auth=%s'\n", u, key)
 	fmt.Fprintln(w, "Press Ctrl-C to stop.")
 }
