@@ -89,7 +89,11 @@ func (s *Server) wait(ctx context.Context, p acquireParams, arrival int64, attem
 					timer.Reset(d)
 					continue
 				}
-				return s.busyNow(p.Name), nil
+				// The expiry this waiter waited for may have been applied
+				// between the two looks above: look once more.
+				if !s.turnAtTimeout(w, p.Name) {
+					return s.busyNow(p.Name), nil
+				}
 			}
 		case <-ctx.Done():
 			return fsm.Result{}, ErrClientGone // finish passes an unused turn on
