@@ -5,8 +5,6 @@ import (
 	"errors"
 	"net"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,24 +16,6 @@ import (
 
 // tlsTestWait bounds every wait in these tests; nothing should take close.
 const tlsTestWait = 10 * time.Second
-
-// tlsTestLogWriter sends transport logs to t.Log until the test ends;
-// transport goroutines may still log while they wind down, and t.Log
-// after the test has finished panics.
-type tlsTestLogWriter struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-}
-
-func (w *tlsTestLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
 
 // tlsTestConfigs loads node's server and client configs from a bundle dir,
 // trusting the CA in caDir (normally the same dir).
@@ -78,13 +58,11 @@ func tlsTestLayer(t *testing.T, server, client *tls.Config) *TLSStreamLayer {
 // test end.
 func tlsTestTransport(t *testing.T, name string, layer *TLSStreamLayer) *raft.NetworkTransport {
 	t.Helper()
-	w := &tlsTestLogWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  layer,
 		MaxPool: 2,
 		Timeout: 5 * time.Second,
-		Logger:  hclog.New(&hclog.LoggerOptions{Name: name, Output: w, Level: hclog.Debug}),
+		Logger:  testLogger(t, hclog.Debug).Named(name),
 	})
 	t.Cleanup(func() { trans.Close() })
 	return trans
