@@ -10,7 +10,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
-
 )
 
 // recorder remembers the status a handler wrote, for the request log and
