@@ -219,7 +219,8 @@ func skipReason(lines []string) string {
 // that a green summary must not hide it.
 func loud(reason string) bool {
 	r := strings.ToLower(reason)
-	return strings.Contains(r, "docker") || strings.Contains(r, "python") || strings.Contains(r, "not installed")
+	return strings.Contains(r, "docker") || strings.Contains(r, "container") ||
+		strings.Contains(r, "python") || strings.Contains(r, "not installed")
 }
 
 func (s *summary) finish(took time.Duration) int {
