@@ -22,6 +22,7 @@ require (
 	github.com/hashicorp/golang-lru v0.5.0 // indirect
 	github.com/mattn/go-colorable v0.1.12 // indirect
 	github.com/mattn/go-isatty v0.0.14 // indirect
+	github.com/prometheus/client_golang v1.25.0 // indirect
 	go.etcd.io/bbolt v1.3.12 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 )

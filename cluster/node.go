@@ -37,6 +37,7 @@ type Node struct {
 	raftRef atomic.Pointer[raft.Raft]
 	store   *raftboltdb.BoltStore
 	clock   *leaseClock
+	ops     opsState // operations bookkeeping (ops.go)
 
 	// notify receives Raft's leadership changes; watchLeadership always
 	// drains it.
@@ -90,6 +91,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.wg.Add(1)
 	go n.watchLeadership()
+	n.watchRaft()
 	return n, nil
 }
 
@@ -122,7 +124,7 @@ func (n *Node) open() error {
 	}
 	n.guard = newVoteGuard(n, n.trans, logs, !has)
 	rc := n.raftConfig()
-	n.raft, err = raft.NewRaft(rc, n.fsm, logs, store, snaps, n.guard)
+	n.raft, err = raft.NewRaft(rc, n.fsm, logs, store, snaps, n.ops.wrap(n.guard))
 	if err != nil {
 		return fmt.Errorf("cluster: start raft: %w", err)
 	}
