@@ -59,6 +59,7 @@ var errorTable = []errorEntry{
 	{ErrBadRequest, http.StatusBadRequest, "bad_request"},
 	{ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
 	{ErrNotFound, http.StatusNotFound, "not_found"},
+	{cluster.ErrUnknownServer, http.StatusNotFound, "not_found"},
 	{ErrMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed"},
 	{ErrBusy, http.StatusConflict, "busy"},
 	{ErrNotHeld, http.StatusConflict, "not_held"},

@@ -23,11 +23,18 @@ func (s *Server) clusterRoutes() []route {
 
 // listResponse answers GET /v1/locks.
 type listResponse struct {
-	Locks []lockView `json:"locks"`
+	Locks []listItem `json:"locks"`
 	// Next is the cursor for the following page (pass it as after=);
 	// absent on the last page.
 	Next      string   `json:"next,omitempty"`
 	Staleness *float64 `json:"staleness,omitempty"`
+}
+
+// listItem is one lock of a listing with its waiters at this node (the
+// leader; 0 on a stale read from a follower).
+type listItem struct {
+	lockView
+	Waiters int `json:"waiters"`
 }
 
 // listQuery is the validated query of GET /v1/locks.
@@ -60,13 +67,13 @@ func (s *Server) listLocks(w http.ResponseWriter, r *http.Request, _ httprouter.
 			return err
 		}
 	}
-	out := listResponse{Locks: make([]lockView, 0, min(len(locks), lq.Limit)), Staleness: staleness}
+	out := listResponse{Locks: make([]listItem, 0, min(len(locks), lq.Limit)), Staleness: staleness}
 	if len(locks) > lq.Limit {
 		locks = locks[:lq.Limit]
 		out.Next = locks[len(locks)-1].Name
 	}
 	for _, l := range locks {
-		out.Locks = append(out.Locks, viewOf(l, now))
+		out.Locks = append(out.Locks, listItem{lockView: viewOf(l, now), Waiters: s.waits.count(l.Name)})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -117,6 +124,7 @@ type clusterResponse struct {
 	// DigestIndex: equal pairs on two nodes mean equal state.
 	StateDigest string  `json:"state_digest,omitempty"`
 	DigestIndex *uint64 `json:"digest_index,omitempty"`
+	opsView
 }
 
 // clusterState serves GET /v1/cluster. Every node answers for itself.
@@ -134,6 +142,7 @@ func (s *Server) clusterState(w http.ResponseWriter, r *http.Request, _ httprout
 		Leader:      leaderView{ID: li.ID, APIURL: li.APIURL, IsSelf: li.IsSelf},
 		LastContact: st.LastContact.Seconds(),
 		Waiters:     s.waits.size(),
+		opsView:     s.opsView(),
 	}
 	switch q.Get("digest") {
 	case "", "false", "0":

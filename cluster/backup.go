@@ -117,6 +117,25 @@ func Restore(cfg Config, r io.Reader) (RestoreInfo, error) {
 	return info, nil
 }
 
+// CheckBackup verifies a backup file's checksum and that its state
+// decodes, without writing anything.
+func CheckBackup(path string) (RestoreInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return RestoreInfo{}, err
+	}
+	defer f.Close()
+	data, err := readBackup(f)
+	if err != nil {
+		return RestoreInfo{}, err
+	}
+	m := fsm.New(fsm.Options{})
+	if err := m.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {
+		return RestoreInfo{}, fmt.Errorf("%w: %w", ErrBadBackup, err)
+	}
+	return RestoreInfo{BackupIndex: m.AppliedIndex(), Locks: m.Len()}, nil
+}
+
 func readBackup(r io.Reader) ([]byte, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {

@@ -125,6 +125,9 @@ func (n *Node) OnApplied(fn func(fsm.Result)) {
 	n.ops.onApplied.Store(&fn)
 }
 
+// LockCount is the number of locks held in this node's applied state.
+func (n *Node) LockCount() int { return n.fsm.Len() }
+
 // watchRaft logs leader and membership changes at info level and keeps
 // the recent leader changes, until the node closes.
 func (n *Node) watchRaft() {
@@ -241,11 +244,27 @@ func (n *Node) Peers() []PeerProgress {
 
 // TransferLeadership hands leadership to target, or to the most
 // up-to-date follower when target is "". Only the leader can; it returns
-// once Raft has finished the transfer (or failed it).
+// once Raft has finished the transfer (or failed it) and this node has
+// heard from the new leader, or two election timeouts have passed.
 func (n *Node) TransferLeadership(target string) error {
 	if !n.IsLeader() {
 		return ErrNotLeader
 	}
+	if err := n.transfer(target); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(2 * n.cfg.ElectionTimeout)
+	for id := n.Leader().ID; (id == "" || id == n.cfg.NodeID) && time.Now().Before(deadline); id = n.Leader().ID {
+		select {
+		case <-n.closing:
+			return nil
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func (n *Node) transfer(target string) error {
 	var f raft.Future
 	if target == "" {
 		f = n.raft.LeadershipTransfer()
