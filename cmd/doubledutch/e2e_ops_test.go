@@ -226,3 +226,29 @@ func TestReadinessAndTransferOverHTTP(t *testing.T) {
 		t.Fatalf("healthz of a live node without a leader: %d", st)
 	}
 }
+
+// TestHealthCommandEndpoints: `doubledutch health` keeps checking
+// /v1/health by default and checks /readyz or /healthz on request.
+func TestHealthCommandEndpoints(t *testing.T) {
+	ec := startE2ECluster(t, false)
+	getenv := func(string) string { return "" }
+	for _, ep := range []string{"", "/readyz", "/healthz"} {
+		args := []string{"health", "--url", ec.urls[0]}
+		if ep != "" {
+			args = append(args, "--endpoint", ep)
+		}
+		var out, errOut bytes.Buffer
+		waitUntil(t, 10*time.Second, "health "+ep, func() bool {
+			out.Reset()
+			errOut.Reset()
+			return run(args, getenv, &out, &errOut) == 0
+		})
+		if !strings.HasPrefix(out.String(), "200 OK") {
+			t.Errorf("health %s printed %q", ep, out.String())
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"health", "--url", ec.urls[0], "--endpoint", "/v1/locks"}, getenv, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "--endpoint must be") {
+		t.Errorf("health with an unknown endpoint: exit %d, %q", code, errOut.String())
+	}
+}
