@@ -7,8 +7,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/doubledutch/doubledutch/fsm"
 )
@@ -186,4 +190,50 @@ func TestRestoreSingleNode(t *testing.T) {
 	if err != nil || !held || got.Fence != a.Lock.Fence {
 		t.Fatalf("restored lock: %+v held %v err %v", got, held, err)
 	}
+}
+
+// lockedBuffer is a log sink safe for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestOperatorEventsLoggedAtInfo: leader changes, membership changes and
+// snapshots reach an info-level log.
+func TestOperatorEventsLoggedAtInfo(t *testing.T) {
+	var logs lockedBuffer
+	logger := hclog.New(&hclog.LoggerOptions{Name: "dd", Level: hclog.Info, Output: &logs})
+	tc := newTestCluster(t, 3, func(c *Config) { c.Logger = logger })
+	tc.acquire("x", time.Minute)
+	lead := tc.leader()
+	if err := lead.raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	var follower *Node
+	for _, n := range tc.live() {
+		if n != lead {
+			follower = n
+		}
+	}
+	if err := lead.RemoveServer(follower.ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "leader change, membership and snapshot lines", func() bool {
+		s := logs.String()
+		return strings.Contains(s, "[INFO]  dd.cluster: leader changed: leader="+lead.ID()) &&
+			strings.Contains(s, "[INFO]  dd.cluster: membership: node removed: node="+follower.ID()) &&
+			strings.Contains(s, "[INFO]  dd.raft: snapshot complete up to")
+	})
 }
