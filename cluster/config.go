@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 )
 
 // Server is one voter of the bootstrap configuration.
@@ -65,6 +66,10 @@ type Config struct {
 
 	// Logger is the root logger; the node and Raft use named children.
 	Logger hclog.Logger
+
+	// interceptRPC, set only by tests, cuts an incoming Raft RPC (answered
+	// with an error) when it returns true: an injected network fault.
+	interceptRPC func(raft.RPC) bool
 }
 
 func (c *Config) setDefaults() {
