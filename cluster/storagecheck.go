@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -39,7 +40,10 @@ func (e *damagedError) Unwrap() error { return ErrDataDirDamaged }
 
 // openBoltStore opens raft.db, turning bbolt's panics on a damaged file
 // (for example "invalid freelist page") into ErrDataDirDamaged.
+// A page outside a truncated file faults: with SetPanicOnFault that is a
+// panic in this goroutine, which recover turns into the error.
 func openBoltStore(path string, noSync bool) (store *raftboltdb.BoltStore, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
 			store, err = nil, &damagedError{file: path, what: fmt.Sprintf("cannot be read (%v)", p)}
@@ -67,8 +71,16 @@ type startState struct {
 //
 // Forgotten votes or log entries make the node start guarded; state that
 // cannot be rebuilt is ErrDataDirDamaged.
-func (n *Node) inspectStorage(store *raftboltdb.BoltStore, snaps raft.SnapshotStore) (startState, error) {
+func (n *Node) inspectStorage(store *raftboltdb.BoltStore, snaps raft.SnapshotStore) (st startState, err error) {
 	dbPath := filepath.Join(n.cfg.DataDir, "raft.db")
+	// A truncated raft.db can leave pages outside the file: reading them
+	// faults. Here, in this goroutine, that is an error, not a crash.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			st, err = startState{}, &damagedError{file: dbPath, what: fmt.Sprintf("cannot be read (%v)", p)}
+		}
+	}()
 	term, err := store.GetUint64([]byte("CurrentTerm"))
 	if err != nil && !errors.Is(err, raftboltdb.ErrKeyNotFound) {
 		return startState{}, &damagedError{file: dbPath, what: fmt.Sprintf("current term cannot be read (%v)", err)}
@@ -78,6 +90,9 @@ func (n *Node) inspectStorage(store *raftboltdb.BoltStore, snaps raft.SnapshotSt
 	if err := errors.Join(ferr, lerr); err != nil {
 		return startState{}, &damagedError{file: dbPath, what: fmt.Sprintf("log cannot be read (%v)", err)}
 	}
+	if err := readLog(store, first, last); err != nil {
+		return startState{}, &damagedError{file: dbPath, what: err.Error()}
+	}
 	metas, err := snaps.List()
 	if err != nil {
 		return startState{}, &damagedError{file: filepath.Join(n.cfg.DataDir, "snapshots"), what: fmt.Sprintf("cannot be listed (%v)", err)}
@@ -85,7 +100,7 @@ func (n *Node) inspectStorage(store *raftboltdb.BoltStore, snaps raft.SnapshotSt
 	if err := n.checkLogContinues(snaps, metas, first, last); err != nil {
 		return startState{}, err
 	}
-	st := startState{existing: term > 0 || last > 0 || len(metas) > 0}
+	st = startState{existing: term > 0 || last > 0 || len(metas) > 0}
 	switch {
 	case !st.existing:
 		st.guard = "started with an empty data directory"
@@ -98,6 +113,21 @@ func (n *Node) inspectStorage(store *raftboltdb.BoltStore, snaps raft.SnapshotSt
 		st.guard = "an earlier start forgot Raft state and had not caught up"
 	}
 	return st, nil
+}
+
+// readLog reads every entry, as Raft will when it starts and catches up:
+// a damaged page shows here, where the caller can report it.
+func readLog(store *raftboltdb.BoltStore, first, last uint64) error {
+	if last == 0 {
+		return nil
+	}
+	var entry raft.Log
+	for i := first; i <= last; i++ {
+		if err := store.GetLog(i, &entry); err != nil {
+			return fmt.Errorf("log entry %d of %d..%d cannot be read (%w)", i, first, last, err)
+		}
+	}
+	return nil
 }
 
 // checkLogContinues finds the newest snapshot that reads back with a good
