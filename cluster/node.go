@@ -56,6 +56,9 @@ type Node struct {
 	appliedNotify chan struct{} // closed and replaced after an apply
 	readWaiters   atomic.Int32  // reads waiting for the applied index
 
+	// caughtUp latches once this node has caught up since start (lag.go).
+	caughtUp atomic.Bool
+
 	closing     chan struct{}
 	raftStopped chan struct{}
 	closeOnce   sync.Once

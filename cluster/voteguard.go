@@ -108,12 +108,12 @@ func (g *voteGuard) filter(in <-chan raft.RPC) {
 	for {
 		select {
 		case rpc := <-in:
+			if req, ok := rpc.Command.(*raft.AppendEntriesRequest); ok {
+				g.noteAppend(req)
+			}
 			if g.intercept != nil && g.intercept(rpc) {
 				rpc.Respond(nil, errors.New("cluster: RPC cut by a test"))
 				continue
-			}
-			if req, ok := rpc.Command.(*raft.AppendEntriesRequest); ok {
-				g.noteAppend(req)
 			}
 			if g.refuse(rpc) {
 				continue
