@@ -257,3 +257,7 @@ func (s *cleanSink) Cancel() error {
 	}
 	return err
 }
+
+// Snapshot takes a Raft snapshot now and compacts the log down to the
+// configured trailing entries (tests; operators before a backup).
+func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
