@@ -22,8 +22,6 @@ import (
 // (the handlers' tests' fake) still serves the lock API: New registers the
 // endpoints that need Ops only when the Cluster has it.
 type Ops interface {
-	// Lag is this node's own progress (readiness).
-	Lag() cluster.Lag
 	// Peers lists the configuration with each member's progress.
 	Peers() []cluster.PeerProgress
 	// LeaderChanges returns recent leader changes and their total count.
@@ -39,13 +37,11 @@ type Ops interface {
 	OnApplied(fn func(fsm.Result))
 }
 
-// Readiness bounds: a node is ready while it knows a leader, has heard
-// from it within ReadyMaxContact, has applied all but ReadyMaxBehind of
-// the entries it knows committed, and is not shutting down.
-const (
-	ReadyMaxContact = 3 * time.Second
-	ReadyMaxBehind  = 1000
-)
+// ReadyMaxContact bounds readiness: a node is ready while it knows a
+// leader, has heard from it within ReadyMaxContact, has caught up with a
+// leader since it started, is at most Lag.MaxBehind entries (the stale-read
+// bound) behind the commit index it heard of, and is not shutting down.
+const ReadyMaxContact = 3 * time.Second
 
 // opsParts is the Server's operations state.
 type opsParts struct {
@@ -72,13 +68,13 @@ func (s *Server) opsRoutes() []route {
 	rs := []route{
 		{method: http.MethodGet, path: "/healthz", auth: authNone, where: anyNode, handle: s.healthz},
 		{method: http.MethodGet, path: "/metrics", auth: authNone, where: anyNode, handle: s.serveMetrics},
+		{method: http.MethodGet, path: "/readyz", auth: authNone, where: anyNode, handle: s.readyz},
 	}
 	rs = append(rs, s.uiRoutes()...)
 	if s.opsp.ops == nil {
 		return rs
 	}
 	return append(rs,
-		route{method: http.MethodGet, path: "/readyz", auth: authNone, where: anyNode, handle: s.readyz},
 		route{method: http.MethodPost, path: "/v1/cluster/leader", auth: authBearer, handle: s.transferLeader},
 		route{method: http.MethodGet, path: "/v1/snapshot", auth: authBearer, handle: s.snapshot},
 	)
@@ -107,17 +103,23 @@ type readyResponse struct {
 // (see ReadyMaxContact), 503 with the reasons otherwise. Readiness probes
 // and load balancers use it.
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) error {
-	lag := s.opsp.ops.Lag()
+	lag := s.cluster.Lag()
 	out := readyResponse{Status: "ready", NodeID: s.selfID, LeaderID: lag.LeaderID, IsLeader: lag.IsLeader,
-		LastContact: min(lag.SinceContact, 24*time.Hour).Seconds(), EntriesBehind: lag.EntriesBehind}
+		EntriesBehind: lag.EntriesBehind}
+	if lag.Contacted {
+		out.LastContact = lag.SinceContact.Seconds()
+	}
 	if lag.LeaderID == "" {
 		out.Reasons = append(out.Reasons, "no leader is known")
 	}
-	if !lag.IsLeader && lag.SinceContact > ReadyMaxContact {
+	if !lag.IsLeader && (!lag.Contacted || lag.SinceContact > ReadyMaxContact) {
 		out.Reasons = append(out.Reasons, fmt.Sprintf("no contact with the leader for more than %v", ReadyMaxContact))
 	}
-	if lag.EntriesBehind > ReadyMaxBehind {
-		out.Reasons = append(out.Reasons, fmt.Sprintf("%d committed entries not applied yet", lag.EntriesBehind))
+	if !lag.CaughtUp {
+		out.Reasons = append(out.Reasons, "not caught up with a leader since it started")
+	}
+	if lag.EntriesBehind > lag.MaxBehind {
+		out.Reasons = append(out.Reasons, fmt.Sprintf("%d committed entries not applied yet (bound %d)", lag.EntriesBehind, lag.MaxBehind))
 	}
 	if lag.ShuttingDown || s.opsp.closed.Load() {
 		out.Reasons = append(out.Reasons, "shutting down")

@@ -42,6 +42,10 @@ const backupMagic = "DDBACKUP-SHA256\n"
 // begins (2^32 entries: more than a day at 40,000 entries a second).
 const RestoreGap uint64 = 1 << 32
 
+// restoreTerm is the Raft term of a restored node's snapshot and its
+// starting term: a new cluster, whose first election begins term 2.
+const restoreTerm = 1
+
 // ErrBadBackup marks a backup file that is damaged or not a backup.
 var ErrBadBackup = errors.New("not a valid backup (damaged, truncated, or another kind of file)")
 
@@ -180,7 +184,7 @@ func seedDataDir(cfg Config, info RestoreInfo, data []byte) error {
 	// The in-memory transport only encodes the legacy peer list.
 	_, trans := raft.NewInmemTransport("")
 	defer trans.Close()
-	sink, err := snaps.Create(1, info.StartIndex, 1, conf, info.StartIndex, trans)
+	sink, err := snaps.Create(1, info.StartIndex, restoreTerm, conf, info.StartIndex, trans)
 	if err != nil {
 		return fmt.Errorf("cluster: create snapshot: %w", err)
 	}
@@ -190,6 +194,12 @@ func seedDataDir(cfg Config, info RestoreInfo, data []byte) error {
 	}
 	if err := sink.Close(); err != nil {
 		return fmt.Errorf("cluster: write snapshot: %w", err)
+	}
+	// Raft's current term, where Raft keeps it, equal to the snapshot's: a
+	// node whose stable store knows no term although a snapshot exists
+	// looks like one that lost its votes, and starts guarded.
+	if err := store.SetUint64([]byte("CurrentTerm"), restoreTerm); err != nil {
+		return fmt.Errorf("cluster: record the term: %w", err)
 	}
 	cfg.Logger.Named("cluster").Info("restored backup into data directory", "dir", cfg.DataDir,
 		"backup_index", info.BackupIndex, "start_index", info.StartIndex, "locks", info.Locks, "voters", len(info.Voters))

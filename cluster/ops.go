@@ -50,22 +50,6 @@ type LeaderChange struct {
 	Term     uint64    `json:"term"`
 }
 
-// Lag is this node's own progress, what readiness checks need.
-type Lag struct {
-	// LeaderID is the known leader, "" when none.
-	LeaderID string
-	// IsLeader is true when this node leads and is ready to serve.
-	IsLeader bool
-	// SinceContact is the time since the leader was last heard (0 on the
-	// leader; very large when never).
-	SinceContact time.Duration
-	// EntriesBehind is the commit index this node knows minus what it
-	// has applied.
-	EntriesBehind uint64
-	// ShuttingDown is true once Close or Kill began.
-	ShuttingDown bool
-}
-
 // seenPeer is what the leader last heard from a follower.
 type seenPeer struct {
 	at      time.Time
@@ -186,20 +170,6 @@ func (n *Node) LeaderChanges() (recent []LeaderChange, total uint64) {
 	n.ops.mu.Lock()
 	defer n.ops.mu.Unlock()
 	return append([]LeaderChange(nil), n.ops.changes...), n.ops.leaderChanges.Load()
-}
-
-// Lag reports this node's own progress for readiness checks.
-func (n *Node) Lag() Lag {
-	lag := Lag{LeaderID: n.Leader().ID, IsLeader: n.IsLeader(), SinceContact: n.staleness()}
-	if c, a := n.raft.CommitIndex(), n.fsm.AppliedIndex(); c > a {
-		lag.EntriesBehind = c - a
-	}
-	select {
-	case <-n.closing:
-		lag.ShuttingDown = true
-	default:
-	}
-	return lag
 }
 
 // Peers lists the configuration with each member's progress. On the

@@ -18,8 +18,8 @@ import (
 	"github.com/doubledutch/doubledutch/client"
 )
 
-// procNode is one `doubledutch serve` process on loopback ports.
-type procNode struct {
+// opsProc is one `doubledutch serve` process on loopback ports.
+type opsProc struct {
 	id       string
 	apiPort  int
 	raftPort int
@@ -27,16 +27,16 @@ type procNode struct {
 	cmd      *exec.Cmd
 }
 
-func (p *procNode) url() string      { return fmt.Sprintf("http://127.0.0.1:%d", p.apiPort) }
-func (p *procNode) raftAddr() string { return fmt.Sprintf("127.0.0.1:%d", p.raftPort) }
+func (p *opsProc) url() string      { return fmt.Sprintf("http://127.0.0.1:%d", p.apiPort) }
+func (p *opsProc) raftAddr() string { return fmt.Sprintf("127.0.0.1:%d", p.raftPort) }
 
-// newProcNode picks ports and a data directory for a node.
-func newProcNode(t *testing.T, id, dir string) *procNode {
-	return &procNode{id: id, apiPort: freePort(t), raftPort: freePort(t), dataDir: filepath.Join(dir, id)}
+// newOpsProc picks ports and a data directory for a node.
+func newOpsProc(t *testing.T, id, dir string) *opsProc {
+	return &opsProc{id: id, apiPort: freePort(t), raftPort: freePort(t), dataDir: filepath.Join(dir, id)}
 }
 
 // serveFlags are the node's serve flags; extra adds --voters or --join.
-func (p *procNode) serveFlags(extra ...string) []string {
+func (p *opsProc) serveFlags(extra ...string) []string {
 	return append([]string{
 		"--node-id", p.id, "--listen", fmt.Sprintf("127.0.0.1:%d", p.apiPort), "--http",
 		"--api-key", testKey, "--raft-bind", p.raftAddr(), "--data-dir", p.dataDir,
@@ -46,7 +46,7 @@ func (p *procNode) serveFlags(extra ...string) []string {
 }
 
 // start runs the node; it is killed at the end of the test.
-func (p *procNode) start(t *testing.T, bin string, extra ...string) {
+func (p *opsProc) start(t *testing.T, bin string, extra ...string) {
 	t.Helper()
 	p.cmd = exec.Command(bin, append([]string{"serve"}, p.serveFlags(extra...)...)...)
 	sink := &logSink{t: t}
@@ -65,12 +65,12 @@ func (p *procNode) start(t *testing.T, bin string, extra ...string) {
 }
 
 // kill stops the node as a crash would.
-func (p *procNode) kill() {
+func (p *opsProc) kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	_, _ = p.cmd.Process.Wait()
 }
 
-func votersFlag(nodes []*procNode) string {
+func votersFlag(nodes []*opsProc) string {
 	var parts []string
 	for _, n := range nodes {
 		parts = append(parts, n.id+"="+n.raftAddr())
@@ -78,15 +78,15 @@ func votersFlag(nodes []*procNode) string {
 	return strings.Join(parts, ",")
 }
 
-func startProcCluster(t *testing.T, bin, dir string) []*procNode {
-	nodes := []*procNode{newProcNode(t, "node1", dir), newProcNode(t, "node2", dir), newProcNode(t, "node3", dir)}
+func startOpsCluster(t *testing.T, bin, dir string) []*opsProc {
+	nodes := []*opsProc{newOpsProc(t, "node1", dir), newOpsProc(t, "node2", dir), newOpsProc(t, "node3", dir)}
 	for _, n := range nodes {
 		n.start(t, bin, "--voters", votersFlag(nodes))
 	}
 	return nodes
 }
 
-func urlsOf(nodes []*procNode) []string {
+func urlsOf(nodes []*opsProc) []string {
 	var out []string
 	for _, n := range nodes {
 		out = append(out, n.url())
@@ -126,7 +126,7 @@ func acquireEventually(t *testing.T, c *client.Client, name, owner string, lifet
 func TestBackupTotalLossRestoreProcesses(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	nodes := startProcCluster(t, bin, dir)
+	nodes := startOpsCluster(t, bin, dir)
 	c := client.New(urlsOf(nodes), testKey, nil)
 	keep := acquireEventually(t, c, "keep", "alice", time.Hour)
 	keep2 := acquireEventually(t, c, "keep/2", "bob", time.Hour)
@@ -142,7 +142,7 @@ func TestBackupTotalLossRestoreProcesses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fresh := []*procNode{newProcNode(t, "node1", dir), newProcNode(t, "node2", dir), newProcNode(t, "node3", dir)}
+	fresh := []*opsProc{newOpsProc(t, "node1", dir), newOpsProc(t, "node2", dir), newOpsProc(t, "node3", dir)}
 	for _, n := range fresh {
 		out := runCLI(t, bin, append([]string{"restore", "--from", file}, n.serveFlags("--voters", votersFlag(fresh))...)...)
 		if !strings.Contains(out, "restored 2 locks") {
@@ -245,14 +245,14 @@ func (w *workload) waitProgress(t *testing.T, what string, n int) {
 func TestReplaceDeadNodeWhileClientsWork(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	nodes := startProcCluster(t, bin, dir)
+	nodes := startOpsCluster(t, bin, dir)
 	c := client.New(urlsOf(nodes), testKey, nil)
 	kept := acquireEventually(t, c, "kept", "before", time.Hour)
 	w := startWorkload(c, 4)
 	defer func() { close(w.stop); w.wg.Wait() }()
 	w.waitProgress(t, "the workload running", 20)
 
-	leaderURL := func(live []*procNode) string {
+	leaderURL := func(live []*opsProc) string {
 		for _, n := range live {
 			var st struct {
 				Leader struct {
@@ -280,7 +280,7 @@ func TestReplaceDeadNodeWhileClientsWork(t *testing.T) {
 		t.Fatalf("remove %s: %d", dead.id, st)
 	}
 	// 3. Start a fresh node with --join, 4. add it.
-	fresh := newProcNode(t, "node4", dir)
+	fresh := newOpsProc(t, "node4", dir)
 	fresh.start(t, bin, "--join")
 	if st := sendJSON(t, http.MethodPut, leaderURL(live)+"/v1/cluster/nodes/"+fresh.id, `{"raft_address":"`+fresh.raftAddr()+`"}`); st != http.StatusOK {
 		t.Fatalf("add %s: %d", fresh.id, st)
