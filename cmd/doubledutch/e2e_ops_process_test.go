@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -130,6 +131,17 @@ func TestBackupTotalLossRestoreProcesses(t *testing.T) {
 	c := client.New(urlsOf(nodes), testKey, nil)
 	keep := acquireEventually(t, c, "keep", "alice", time.Hour)
 	keep2 := acquireEventually(t, c, "keep/2", "bob", time.Hour)
+	// serve bridges Raft's own go-metrics into /metrics: every node
+	// reports Raft's RPC timings, the leader its commit time.
+	waitUntil(t, 10*time.Second, "Raft's own metrics on /metrics", func() bool {
+		found := 0
+		for _, n := range nodes {
+			if body := getText(n.url() + "/metrics"); strings.Contains(body, "raft_rpc_") || strings.Contains(body, "raft_commitTime") {
+				found++
+			}
+		}
+		return found == len(nodes)
+	})
 	file := filepath.Join(dir, "cluster.backup")
 	// Through a follower or the leader alike: the request follows the
 	// redirect with the key.
@@ -319,6 +331,17 @@ func TestReplaceDeadNodeWhileClientsWork(t *testing.T) {
 		t.Fatalf("fencing tokens reused: %v", w.dup)
 	}
 	t.Logf("%d grants acknowledged, all with distinct fencing tokens", w.grants)
+}
+
+// getText GETs url without a key and returns the body ("" on failure).
+func getText(url string) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 func getJSON(url string, out any) error {
