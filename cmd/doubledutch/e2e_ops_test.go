@@ -252,3 +252,32 @@ func TestHealthCommandEndpoints(t *testing.T) {
 		t.Errorf("health with an unknown endpoint: exit %d, %q", code, errOut.String())
 	}
 }
+
+// TestTransferLeaderCommand: `doubledutch transfer-leader` through a
+// follower moves leadership away from the leader (no target) and then to
+// a named node; an unknown node is a clear error.
+func TestTransferLeaderCommand(t *testing.T) {
+	ec := startE2ECluster(t, false)
+	getenv := func(string) string { return "" }
+	first := ec.leader()
+	via := ec.urls[(first+1)%3]
+	var out, errOut bytes.Buffer
+	if code := run([]string{"transfer-leader", "--url", via, "--api-key", testKey}, getenv, &out, &errOut); code != 0 {
+		t.Fatalf("transfer-leader: exit %d: %s", code, errOut.String())
+	}
+	if next := ec.leader(); next == first {
+		t.Fatalf("leader still %s after transfer-leader (%s)", ec.nodes[first].cfg.NodeID, out.String())
+	}
+	target := ec.nodes[first].cfg.NodeID
+	out.Reset()
+	if code := run([]string{"transfer-leader", "--url", via, "--api-key", testKey, target}, getenv, &out, &errOut); code != 0 {
+		t.Fatalf("transfer-leader %s: exit %d: %s", target, code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "to "+target) || ec.leader() != first {
+		t.Fatalf("transfer-leader %s: %q, leader %s", target, out.String(), ec.nodes[ec.leader()].cfg.NodeID)
+	}
+	errOut.Reset()
+	if code := run([]string{"transfer-leader", "--url", via, "--api-key", testKey, "nobody"}, getenv, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "404") {
+		t.Fatalf("transfer-leader to an unknown node: exit %d, %q", code, errOut.String())
+	}
+}
