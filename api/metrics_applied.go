@@ -42,7 +42,7 @@ func newAppliedStats(reg prometheus.Registerer) *appliedStats {
 	a := &appliedStats{
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "doubledutch_lock_commands_applied_total",
-			Help: "Lock commands applied to this node's state machine, by outcome (granted, busy, released, refreshed, not_held, ...).",
+			Help: "Lock commands applied to this node's state machine, by outcome (granted, busy, released, refreshed, not_held, ...); repeats answered from the request-id table are counted as dedup hits instead.",
 		}, []string{"outcome"}),
 		dedup: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "doubledutch_dedup_hits_total",
@@ -72,11 +72,11 @@ func newAppliedStats(reg prometheus.Registerer) *appliedStats {
 // observe runs on Raft's apply goroutine for every command: map updates
 // and counter increments only, never a wait.
 func (a *appliedStats) observe(r fsm.Result) {
-	if r.Outcome != fsm.Ticked && r.Outcome != fsm.Announced {
+	switch {
+	case r.Duplicate:
+		a.dedup.Inc() // answered, not acted: not an outcome
+	case r.Outcome != fsm.Ticked && r.Outcome != fsm.Announced:
 		a.outcomes.WithLabelValues(r.Outcome.String()).Inc()
-	}
-	if r.Duplicate {
-		a.dedup.Inc()
 	}
 	expired := len(r.Freed)
 	if r.Outcome == fsm.Released && !r.Duplicate {
