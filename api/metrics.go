@@ -66,7 +66,7 @@ func newMetrics(s *Server, ops Ops) *metrics {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "doubledutch_waiters",
 		Help: "Requests waiting for a lock at this node.",
-	}, func() float64 { return float64(s.waits.size()) }))
+	}, func() float64 { return float64(s.waitersTotal()) }))
 	m.reg.MustRegister(&raftCollector{s: s, ops: ops})
 	if ops != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

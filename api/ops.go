@@ -220,3 +220,10 @@ func (s *Server) opsView() opsView {
 	v.LeaderChanges, v.LeaderChangesTotal = s.opsp.ops.LeaderChanges()
 	return v
 }
+
+// waitersTotal and waitersFor are the operations code's only reads of the
+// waiting layer (metrics, the lock listing), kept here so that moving that
+// layer changes one place.
+func (s *Server) waitersTotal() int { return s.waits.size() }
+
+func (s *Server) waitersFor(name string) int { return s.waits.count(name) }

@@ -73,7 +73,7 @@ func (s *Server) listLocks(w http.ResponseWriter, r *http.Request, _ httprouter.
 		out.Next = locks[len(locks)-1].Name
 	}
 	for _, l := range locks {
-		out.Locks = append(out.Locks, listItem{lockView: viewOf(l, now), Waiters: s.waits.count(l.Name)})
+		out.Locks = append(out.Locks, listItem{lockView: viewOf(l, now), Waiters: s.waitersFor(l.Name)})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
