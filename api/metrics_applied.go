@@ -31,9 +31,21 @@ type appliedStats struct {
 	// in it and go unmeasured.
 	held map[string]int64
 	// freed maps a recently freed name to when it was freed, for the
-	// release-to-next-grant handoff; order is oldest first.
-	freed map[string]int64
-	order []string
+	// release-to-next-grant handoff; order lists frees oldest first, each
+	// current while freed holds the same seq for its name.
+	freed map[string]freeMark
+	order []orderEntry
+	seq   uint64
+}
+
+type freeMark struct {
+	at  int64 // cluster ms
+	seq uint64
+}
+
+type orderEntry struct {
+	name string
+	seq  uint64
 }
 
 var clusterTimeBuckets = prometheus.ExponentialBuckets(0.001, 3, 15)
@@ -63,7 +75,7 @@ func newAppliedStats(reg prometheus.Registerer) *appliedStats {
 			Buckets: clusterTimeBuckets,
 		}),
 		held:  map[string]int64{},
-		freed: map[string]int64{},
+		freed: map[string]freeMark{},
 	}
 	reg.MustRegister(a.outcomes, a.dedup, a.expirations, a.hold, a.handoff)
 	return a
@@ -98,29 +110,34 @@ func (a *appliedStats) observe(r fsm.Result) {
 		name := r.Lock.Name
 		if _, again := a.held[name]; !again {
 			a.held[name] = r.Lock.GrantedAt
-			if at, ok := a.freed[name]; ok {
-				a.handoff.Observe(seconds(r.Lock.GrantedAt - at))
+			if m, ok := a.freed[name]; ok {
+				a.handoff.Observe(seconds(r.Lock.GrantedAt - m.at))
 				delete(a.freed, name)
 			}
 		}
 	}
 }
 
+// noteFreed remembers when name was freed. Entries of order whose name
+// was granted or freed again since are stale: they are skipped when the
+// oldest is evicted and dropped when stale ones outnumber live ones, so
+// each call costs O(1) amortized.
 func (a *appliedStats) noteFreed(name string, at int64) {
-	if _, ok := a.freed[name]; !ok {
-		a.order = append(a.order, name)
-	}
-	a.freed[name] = at
-	for len(a.order) > maxFreedTracked {
-		delete(a.freed, a.order[0])
+	a.seq++
+	a.freed[name] = freeMark{at: at, seq: a.seq}
+	a.order = append(a.order, orderEntry{name: name, seq: a.seq})
+	for len(a.freed) > maxFreedTracked {
+		e := a.order[0]
 		a.order = a.order[1:]
+		if m, ok := a.freed[e.name]; ok && m.seq == e.seq {
+			delete(a.freed, e.name)
+		}
 	}
 	if len(a.order) > 2*len(a.freed)+64 {
-		// Names granted again left stale entries behind; compact.
-		kept := a.order[:0]
-		for _, n := range a.order {
-			if _, ok := a.freed[n]; ok {
-				kept = append(kept, n)
+		kept := make([]orderEntry, 0, 2*len(a.freed)+64)
+		for _, e := range a.order {
+			if m, ok := a.freed[e.name]; ok && m.seq == e.seq {
+				kept = append(kept, e)
 			}
 		}
 		a.order = kept
