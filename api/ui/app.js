@@ -1,5 +1,6 @@
 // DoubleDutch status page: reads the same JSON the API serves
-// (GET /v1/cluster and GET /v1/locks?stale=true on this node) every 1.5 s.
+// (GET /v1/cluster, then GET /v1/locks on the leader or GET
+// /v1/locks?stale=true on a follower) from this node every 1.5 s.
 // The API key lives in sessionStorage only: this tab, until it closes.
 // Session tokens are never requested and never shown.
 "use strict";
@@ -126,8 +127,12 @@
 
   async function refresh() {
     try {
+      const c = await get("/v1/cluster");
+      // The leader answers a linearizable listing itself; a follower
+      // would redirect it to another origin, so it shows its local copy.
+      const leads = c.leader && c.leader.is_self;
       const fetchedAt = Date.now();
-      const [c, list] = await Promise.all([get("/v1/cluster"), get("/v1/locks?stale=true&limit=500")]);
+      const list = await get("/v1/locks?limit=500" + (leads ? "" : "&stale=true"));
       $("self").textContent = "node " + c.node_id + " · " + c.raft_state + " · term " + c.term;
       $("lockcount").textContent = "(" + c.lock_count + " held)";
       renderNodes(c);
