@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -288,7 +290,12 @@ func TestTransferLeaderCommand(t *testing.T) {
 	}
 	target := ec.nodes[first].cfg.NodeID
 	out.Reset()
-	if code := run([]string{"transfer-leader", "--url", via, "--api-key", testKey, target}, getenv, &out, &errOut); code != 0 {
+	// The key from a file, as in the containers.
+	keyFile := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(keyFile, []byte(testKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := run([]string{"transfer-leader", "--url", via, "--api-key-file", keyFile, target}, getenv, &out, &errOut); code != 0 {
 		t.Fatalf("transfer-leader %s: exit %d: %s", target, code, errOut.String())
 	}
 	if !strings.Contains(out.String(), "to "+target) || ec.leader() != first {

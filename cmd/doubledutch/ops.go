@@ -37,12 +37,20 @@ func opsFlags(name string, getenv func(string) string, stderr io.Writer) (*flag.
 	}
 	base := fs.String("url", def, "any node's API URL (default $DOUBLEDUTCH_API_URL); the request follows the redirect to the leader")
 	key := fs.String("api-key", getenv(envName("api-key")), "API key (default $DOUBLEDUTCH_API_KEY)")
+	keyFile := fs.String("api-key-file", getenv(envName("api-key-file")), "file whose first line is the API key, when --api-key is empty (default $DOUBLEDUTCH_API_KEY_FILE, as in the containers)")
 	ca := fs.String("ca", getenv(envName("health-ca")), "CA to verify the nodes' certificates")
 	insecure := fs.Bool("insecure", false, "do not verify the nodes' certificates")
 	timeout := fs.Duration("timeout", time.Minute, "how long to wait for the answer")
 	return fs, func() (*opsClient, error) {
+		if *key == "" && *keyFile != "" {
+			k, err := (&Config{APIKeyFile: *keyFile}).loadAPIKey()
+			if err != nil {
+				return nil, err
+			}
+			*key = k
+		}
 		if *key == "" {
-			return nil, errors.New("give the API key with --api-key or " + envName("api-key"))
+			return nil, errors.New("give the API key with --api-key, --api-key-file, " + envName("api-key") + " or " + envName("api-key-file"))
 		}
 		tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: *insecure}
 		if *ca != "" {
