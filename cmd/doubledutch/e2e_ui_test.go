@@ -140,6 +140,15 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Error("page shows the API key")
 	}
 
+	// A follower's page shows its local copy and links to the leader's.
+	f := (l + 1) % 3
+	fdom := chromium(t, bin, ec.urls[f]+"/ui/#key="+testKey, "--dump-dom")
+	for _, want := range []string{`data-loaded="true"`, "This node is a follower", `href="` + ec.urls[l] + `/ui/"`, held[0].Name} {
+		if !strings.Contains(fdom, want) {
+			t.Errorf("follower page lacks %q", want)
+		}
+	}
+
 	dir := screenshotDir(t)
 	for _, shot := range []struct{ file, size string }{
 		{"status-page.png", "1100,720"},
