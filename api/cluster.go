@@ -43,6 +43,9 @@ type Cluster interface {
 	StaleReadLock(name string) (lock fsm.Lock, held bool, now int64, staleness time.Duration)
 	// StaleListLocks is the local-state counterpart of ListLocks.
 	StaleListLocks(prefix, after string, limit int) (locks []fsm.Lock, now int64, staleness time.Duration)
+	// Lag says how far this node may be behind; its StaleReadErr decides
+	// whether stale reads are answered.
+	Lag() cluster.Lag
 	// ClusterNow is the leader's current lease-clock reading (cluster ms).
 	ClusterNow() (int64, error)
 	// Leader says who leads, as far as this node knows.

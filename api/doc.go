@@ -30,6 +30,15 @@
 //	GET    /v1/cluster               this node's view of the cluster
 //	GET    /v1/health                no key; 200 when a leader is known
 //
+// Operations (ops.go, metrics.go, ui.go):
+//
+//	GET    /healthz                  no key; liveness
+//	GET    /readyz                   no key; readiness (leader, contact, caught up)
+//	GET    /metrics                  no key; Prometheus, no lock names or tokens
+//	POST   /v1/cluster/leader        transfer leadership {target}
+//	GET    /v1/snapshot              a consistent, self-checking backup
+//	GET    /ui/                      the status page (embedded HTML/CSS/JS)
+//
 // A lock name is one path segment: percent-encode "/" as %2F. openapi.yaml
 // beside this file describes every field; the README has the tables.
 //

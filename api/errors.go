@@ -59,6 +59,7 @@ var errorTable = []errorEntry{
 	{ErrBadRequest, http.StatusBadRequest, "bad_request"},
 	{ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
 	{ErrNotFound, http.StatusNotFound, "not_found"},
+	{cluster.ErrUnknownServer, http.StatusNotFound, "not_found"},
 	{ErrMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed"},
 	{ErrBusy, http.StatusConflict, "busy"},
 	{ErrNotHeld, http.StatusConflict, "not_held"},
@@ -68,6 +69,7 @@ var errorTable = []errorEntry{
 	{cluster.ErrNotLeader, http.StatusServiceUnavailable, "no_leader"},
 	{ErrLeaderChanged, http.StatusServiceUnavailable, "leader_changed"},
 	{cluster.ErrNotApplied, http.StatusServiceUnavailable, "unavailable"},
+	{cluster.ErrTooStale, http.StatusServiceUnavailable, "too_stale"},
 	{cluster.ErrShutdown, http.StatusServiceUnavailable, "unavailable"},
 	// Nobody reads this answer; the row keeps request logs truthful.
 	{ErrClientGone, 499, "client_gone"},

@@ -33,6 +33,7 @@ type fakeCluster struct {
 	stateMu   sync.Mutex
 	leader    cluster.LeaderInfo
 	staleness time.Duration
+	lag       *cluster.Lag // when set, what Lag reports
 	// onPropose, if set, runs before a proposal is applied; a non-nil
 	// error is returned instead of applying (it may also block).
 	onPropose func(ctx context.Context, c fsm.Command) error
@@ -197,6 +198,18 @@ func (f *fakeCluster) StaleReadLock(name string) (fsm.Lock, bool, int64, time.Du
 
 func (f *fakeCluster) StaleListLocks(prefix, after string, limit int) ([]fsm.Lock, int64, time.Duration) {
 	return f.m.List(prefix, after, limit), f.now(), f.stale()
+}
+
+// Lag reports the fake's staleness; the fake is always caught up unless
+// a test set lag.
+func (f *fakeCluster) Lag() cluster.Lag {
+	f.stateMu.Lock()
+	defer f.stateMu.Unlock()
+	if f.lag != nil {
+		return *f.lag
+	}
+	return cluster.Lag{LeaderID: f.leader.ID, IsLeader: f.leader.IsSelf, Contacted: true, SinceContact: f.staleness,
+		CaughtUp: true, MaxBehind: 1000}
 }
 
 func (f *fakeCluster) stale() time.Duration {

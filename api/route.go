@@ -47,7 +47,8 @@ func (s *Server) register(rt route) {
 	if !slices.Contains(s.methods, rt.method) {
 		s.methods = append(s.methods, rt.method)
 	}
-	s.router.Handle(rt.method, rt.path, func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	rt.handle = s.countLockOp(rt)
+	s.router.Handle(rt.method, rt.path, s.timeRoute(rt, func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		if err := s.authorize(r, rt.auth); err != nil {
 			s.writeError(w, r, rt.shape, err)
 			return
@@ -59,7 +60,7 @@ func (s *Server) register(rt route) {
 		if err := rt.handle(w, r, ps); err != nil {
 			s.fail(w, r, rt.shape, err)
 		}
-	})
+	}))
 }
 
 // fail answers a handler's error. A proposal that found this node no

@@ -23,6 +23,7 @@ type Server struct {
 	router  *httprouter.Router
 	methods []string // every method some route uses, for 405 answers
 	waits   *waitSet
+	opsp    *opsParts // metrics, readiness and operations (ops.go)
 
 	closeOnce   sync.Once
 	unsubscribe func()
@@ -48,6 +49,7 @@ func New(cfg Config, c Cluster, log hclog.Logger) (*Server, error) {
 		router:  httprouter.New(),
 		waits:   newWaitSet(cfg.MaxWaiters, cfg.MaxWaitersPerName),
 	}
+	s.opsp = newOps(s, c)
 	for _, rt := range s.routes() {
 		s.register(rt)
 	}
@@ -64,6 +66,7 @@ func New(cfg Config, c Cluster, log hclog.Logger) (*Server, error) {
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		s.unsubscribe()
+		s.opsp.close()
 		s.waits.close(cluster.ErrShutdown)
 	})
 }
@@ -90,6 +93,7 @@ func (s *Server) routes() []route {
 	rs = append(rs, s.lockRoutes()...)
 	rs = append(rs, s.clusterRoutes()...)
 	rs = append(rs, s.memberRoutes()...)
+	rs = append(rs, s.opsRoutes()...)
 	return rs
 }
 

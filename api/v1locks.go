@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -296,8 +295,8 @@ type lockInfo struct {
 	lockView
 	// Waiters is the number of requests waiting for the lock at this
 	// node (the leader; 0 on a stale read from a follower).
-	Waiters   int      `json:"waiters"`
-	Staleness *float64 `json:"staleness,omitempty"`
+	Waiters int `json:"waiters"`
+	staleFields
 }
 
 // readLock serves GET /v1/locks/:name: 200, or 404 not_found when free.
@@ -312,15 +311,16 @@ func (s *Server) readLock(w http.ResponseWriter, r *http.Request, ps httprouter.
 		return err
 	}
 	var (
-		lock      fsm.Lock
-		held      bool
-		now       int64
-		staleness *float64
+		lock  fsm.Lock
+		held  bool
+		now   int64
+		stale staleFields
 	)
 	if isStale(r) {
-		var st time.Duration
-		lock, held, now, st = s.cluster.StaleReadLock(name)
-		staleness = s.markStale(w, st)
+		if stale, err = s.checkStale(w); err != nil {
+			return err
+		}
+		lock, held, now, _ = s.cluster.StaleReadLock(name)
 	} else {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ProposeTimeout)
 		defer cancel()
@@ -331,14 +331,6 @@ func (s *Server) readLock(w http.ResponseWriter, r *http.Request, ps httprouter.
 	if !held {
 		return newError(ErrNotFound, "lock %q is not held", clip(name))
 	}
-	writeJSON(w, http.StatusOK, lockInfo{lockView: viewOf(lock, now), Waiters: s.waits.count(name), Staleness: staleness})
+	writeJSON(w, http.StatusOK, lockInfo{lockView: viewOf(lock, now), Waiters: s.waits.count(name), staleFields: stale})
 	return nil
-}
-
-// markStale reports a stale read's staleness (seconds) in a header and
-// returns it for the body.
-func (s *Server) markStale(w http.ResponseWriter, st time.Duration) *float64 {
-	sec := st.Seconds()
-	w.Header().Set(headerStaleness, strconv.FormatFloat(sec, 'f', 3, 64))
-	return &sec
 }

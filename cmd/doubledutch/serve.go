@@ -35,6 +35,9 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
+	if err := bridgeRaftMetrics(node.api.Registry()); err != nil {
+		log.Warn("Raft's own metrics are not exported", "error", err)
+	}
 	log.Info("serving", "node", cfg.NodeID, "api", cfg.APIURL, "raft", node.raftAddr())
 	return node.wait(ctx)
 }
