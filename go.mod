@@ -9,6 +9,7 @@ require (
 	github.com/hashicorp/raft v1.7.3
 	github.com/hashicorp/raft-boltdb/v2 v2.3.1
 	github.com/julienschmidt/httprouter v1.3.0
+	golang.org/x/net v0.63.0
 	pgregory.net/rapid v1.3.0
 )
 

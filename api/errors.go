@@ -30,6 +30,8 @@ var (
 	ErrNotHeld = errors.New("the name/token pair does not hold the lock")
 	// ErrTooLarge: the request body is over the limit (413).
 	ErrTooLarge = errors.New("request body too large")
+	// ErrSlowBody: the request body did not arrive in time (408).
+	ErrSlowBody = errors.New("request body not received in time")
 	// ErrTooManyWaiters: the waiting bound is reached (429).
 	ErrTooManyWaiters = errors.New("too many requests are waiting")
 	// ErrNoLeader: no leader is known or ready (503).
@@ -63,6 +65,7 @@ var errorTable = []errorEntry{
 	{ErrBusy, http.StatusConflict, "busy"},
 	{ErrNotHeld, http.StatusConflict, "not_held"},
 	{ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
+	{ErrSlowBody, http.StatusRequestTimeout, "body_timeout"},
 	{ErrTooManyWaiters, http.StatusTooManyRequests, "too_many_waiters"},
 	{ErrNoLeader, http.StatusServiceUnavailable, "no_leader"},
 	{cluster.ErrNotLeader, http.StatusServiceUnavailable, "no_leader"},

@@ -14,22 +14,29 @@ import (
 
 // recorder remembers the status a handler wrote, for the request log and
 // so that a panic after the header went out does not write a second one.
+// When the answer starts it sets the connection's write deadline: a
+// client that stops reading cannot hold the answer (and its memory) open
+// for longer than writeTimeout, however long the request waited before.
 type recorder struct {
 	http.ResponseWriter
-	status int
+	status       int
+	writeTimeout time.Duration
+}
+
+func (rw *recorder) start(code int) {
+	if rw.status == 0 {
+		rw.status = code
+		_ = http.NewResponseController(rw.ResponseWriter).SetWriteDeadline(time.Now().Add(rw.writeTimeout))
+	}
 }
 
 func (rw *recorder) WriteHeader(code int) {
-	if rw.status == 0 {
-		rw.status = code
-	}
+	rw.start(code)
 	rw.ResponseWriter.WriteHeader(code)
 }
 
 func (rw *recorder) Write(b []byte) (int, error) {
-	if rw.status == 0 {
-		rw.status = http.StatusOK
-	}
+	rw.start(http.StatusOK)
 	return rw.ResponseWriter.Write(b)
 }
 
@@ -42,7 +49,7 @@ func (rw *recorder) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
 // it may carry the API key (auth=) or a session token (token=).
 func (s *Server) observe(w http.ResponseWriter, r *http.Request, next http.HandlerFunc) {
 	start := time.Now()
-	rw := &recorder{ResponseWriter: w}
+	rw := &recorder{ResponseWriter: w, writeTimeout: s.cfg.WriteTimeout}
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {

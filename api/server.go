@@ -93,10 +93,16 @@ func (s *Server) routes() []route {
 	return rs
 }
 
-// ServeHTTP logs the request, recovers panics into a 500 JSON answer and
-// dispatches through the router.
+// ServeHTTP logs the request, recovers panics into a 500 JSON answer,
+// reads the body under its own deadline and dispatches through the router.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.observe(w, r, s.dispatch)
+	s.observe(w, r, func(w http.ResponseWriter, r *http.Request) {
+		if err := s.preloadBody(w, r); err != nil {
+			s.writeError(w, r, shapeV1, err)
+			return
+		}
+		s.dispatch(w, r)
+	})
 }
 
 // dispatch routes on the escaped path, so that a lock name may contain any

@@ -48,6 +48,7 @@ type Config struct {
 	MaxLifetime       time.Duration
 	MaxWait           time.Duration
 	MaxWaiters        int
+	MaxConnections    int
 	Threads           int
 
 	LogLevel  string
@@ -96,6 +97,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.MaxLifetime, "max-lifetime", 30*24*time.Hour, "longest lock lifetime a client may ask for")
 	fs.DurationVar(&cfg.MaxWait, "max-wait", 10*time.Minute, "longest time a client may wait for a lock")
 	fs.IntVar(&cfg.MaxWaiters, "max-waiters", 100000, "most requests that may wait for locks at once")
+	fs.IntVar(&cfg.MaxConnections, "max-connections", 0, "most client connections served at once; more wait in the accept queue (0: derived from the descriptor limit)")
 	fs.IntVar(&cfg.Threads, "threads", 0, "CPU threads to use (0: all; the original's 't')")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
@@ -235,8 +237,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Tick <= 0:
 		return errors.New("--tick must be positive")
-	case c.MaxLifetime <= 0 || c.MaxWait < 0 || c.MaxWaiters < 0:
-		return errors.New("--max-lifetime must be positive; --max-wait and --max-waiters must not be negative")
+	case c.MaxLifetime <= 0 || c.MaxWait < 0 || c.MaxWaiters < 0 || c.MaxConnections < 0:
+		return errors.New("--max-lifetime must be positive; --max-wait, --max-waiters and --max-connections must not be negative")
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat)
 	}

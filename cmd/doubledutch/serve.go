@@ -93,13 +93,9 @@ func startNode(cfg Config, log hclog.Logger, apiLn, raftLn net.Listener) (*runni
 		return nil, err
 	}
 	rn := &runningNode{cfg: cfg, log: log, cluster: node, api: srv, served: make(chan error, 1)}
-	rn.http = &http.Server{
-		Handler:           srv,
-		TLSConfig:         apiTLS,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
-	}
+	rn.http = srv.HTTPServer(apiTLS, log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}))
+	// The cap counts TCP connections, before their TLS handshake.
+	apiLn = srv.Listener(apiLn)
 	if apiTLS != nil {
 		apiLn = tls.NewListener(apiLn, apiTLS)
 	}
@@ -180,11 +176,15 @@ func (c *Config) clusterConfig(log hclog.Logger, raftLn net.Listener) (cluster.C
 }
 
 func (c *Config) apiConfig(key string) api.Config {
+	if c.MaxConnections == 0 {
+		c.MaxConnections = defaultMaxConnections()
+	}
 	return api.Config{
-		ServerName:  c.ServerName,
-		APIKey:      key,
-		MaxLifetime: c.MaxLifetime,
-		MaxWait:     c.MaxWait,
-		MaxWaiters:  c.MaxWaiters,
+		ServerName:     c.ServerName,
+		APIKey:         key,
+		MaxLifetime:    c.MaxLifetime,
+		MaxWait:        c.MaxWait,
+		MaxWaiters:     c.MaxWaiters,
+		MaxConnections: c.MaxConnections,
 	}
 }
