@@ -30,6 +30,9 @@ var (
 	ErrNotHeld = errors.New("the name/token pair does not hold the lock")
 	// ErrTooLarge: the request body is over the limit (413).
 	ErrTooLarge = errors.New("request body too large")
+	// ErrURITooLong: the path and query are longer than any valid
+	// request's (414).
+	ErrURITooLong = errors.New("request URL too long")
 	// ErrSlowBody: the request body did not arrive in time (408).
 	ErrSlowBody = errors.New("request body not received in time")
 	// ErrTooManyWaiters: the waiting bound is reached (429).
@@ -66,6 +69,7 @@ var errorTable = []errorEntry{
 	{ErrNotHeld, http.StatusConflict, "not_held"},
 	{ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
 	{ErrSlowBody, http.StatusRequestTimeout, "body_timeout"},
+	{ErrURITooLong, http.StatusRequestURITooLong, "uri_too_long"},
 	{ErrTooManyWaiters, http.StatusTooManyRequests, "too_many_waiters"},
 	{ErrNoLeader, http.StatusServiceUnavailable, "no_leader"},
 	{cluster.ErrNotLeader, http.StatusServiceUnavailable, "no_leader"},

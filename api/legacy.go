@@ -38,7 +38,10 @@ func (sh shape) decorate(b *errorBody, r *http.Request, serverName string) {
 	if sh == shapeStatus {
 		return
 	}
+	// The name is echoed clipped: an over-long one must not come back
+	// whole in every error.
 	name, _ := rawQueryValue(r.URL.RawQuery, "lockname")
+	name = clip(name)
 	b.LockName = &name
 	no, empty := false, ""
 	if sh == shapeGetLock {

@@ -55,7 +55,7 @@ func (s *Server) observe(w http.ResponseWriter, r *http.Request, next http.Handl
 			if p == http.ErrAbortHandler {
 				panic(p) // net/http's own way to abort a response
 			}
-			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.EscapedPath(),
+			s.log.Error("panic serving request", "method", r.Method, "path", clipN(r.URL.EscapedPath(), maxLoggedValue),
 				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			if rw.status == 0 {
 				s.writeError(rw, r, shapeV1, errors.New("panic"))
@@ -65,34 +65,53 @@ func (s *Server) observe(w http.ResponseWriter, r *http.Request, next http.Handl
 		if rw.status >= 500 && rw.status != http.StatusServiceUnavailable && rw.status != http.StatusGatewayTimeout {
 			level = s.log.Error
 		}
-		level("request", "method", r.Method, "path", r.URL.EscapedPath(), "query", redactQuery(r.URL.RawQuery),
+		level("request", "method", r.Method, "path", clipN(r.URL.EscapedPath(), maxLoggedValue), "query", redactQuery(r.URL.RawQuery),
 			"status", rw.status, "duration", time.Since(start), "remote", r.RemoteAddr)
 	}()
 	next(rw, r)
 }
 
-// loggedParams are query parameters whose values are safe to log. Every
-// other value, auth and token among them, is replaced by "REDACTED".
-var loggedParams = map[string]bool{
-	"lockname": true, "timeout": true, "lifetime": true,
-	"prefix": true, "after": true, "limit": true, "stale": true,
+// knownParams are the query parameters some endpoint reads. The name of
+// any other parameter may itself be a secret (a client that sent "?KEY",
+// or "?auth%3DKEY" with the '=' encoded), so it is not logged at all.
+var knownParams = map[string]bool{
+	"lockname": true, "timeout": true, "lifetime": true, "prefix": true, "after": true,
+	"limit": true, "stale": true, "digest": true, "force": true, "wait": true,
+	"auth": true, "token": true, "request_id": true,
 }
 
-// redactQuery keeps the parameter names and only the safe values.
+// loggedParams are the known parameters whose values are safe to log.
+// Every other value (auth, token, request_id) is replaced by "REDACTED".
+var loggedParams = map[string]bool{
+	"lockname": true, "timeout": true, "lifetime": true, "prefix": true, "after": true,
+	"limit": true, "stale": true, "digest": true, "force": true, "wait": true,
+}
+
+// redactQuery keeps known parameter names and only the safe values. It
+// splits on ';' as well as '&': the query parser refuses ';', but the log
+// line is written whatever the parser thinks of the query.
 func redactQuery(raw string) string {
 	if raw == "" {
 		return ""
 	}
-	parts := strings.Split(raw, "&")
+	parts := strings.FieldsFunc(raw, func(r rune) bool { return r == '&' || r == ';' })
 	for i, p := range parts {
-		k, _, hasValue := strings.Cut(p, "=")
+		k, v, hasValue := strings.Cut(p, "=")
 		name, err := url.QueryUnescape(k)
-		if hasValue && (err != nil || !loggedParams[name]) {
+		switch {
+		case err != nil || !knownParams[name]:
+			parts[i] = "REDACTED"
+		case hasValue && !loggedParams[name]:
 			parts[i] = k + "=REDACTED"
+		case hasValue:
+			parts[i] = k + "=" + clipN(v, maxLoggedValue)
 		}
 	}
 	return strings.Join(parts, "&")
 }
+
+// maxLoggedValue bounds a query value or path in the request log.
+const maxLoggedValue = 512
 
 // authorize checks the API key the route's mode asks for. Both forms are
 // compared in constant time, of equal-length digests so that not even the

@@ -2,6 +2,7 @@ package api
 
 import (
 	"math"
+	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -18,6 +19,18 @@ func (c *Config) checkName(name string) error {
 		return badRequest("lock name is empty")
 	}
 	return checkText("lock name", name, c.MaxNameLength)
+}
+
+// checkURL refuses a path and query longer than any valid request's (a
+// name fully percent-encoded, a key, a token and the numbers), before the
+// request is routed: a follower would otherwise echo it whole in the
+// Location header of its redirect, and error bodies would quote it.
+func (c *Config) checkURL(r *http.Request) error {
+	max := 4*c.MaxNameLength + 2048
+	if n := len(r.URL.EscapedPath()) + len(r.URL.RawQuery); n > max {
+		return newError(ErrURITooLong, "the request URL is %d bytes long; no valid request needs more than %d", n, max)
+	}
+	return nil
 }
 
 // checkOwner accepts an optional, bounded, printable UTF-8 owner label.
@@ -121,10 +134,17 @@ func optSeconds(q url.Values, key string) (sec float64, ok bool, err error) {
 }
 
 // clip shortens user input echoed in an error message.
-func clip(s string) string {
-	const max = 64
+func clip(s string) string { return clipN(s, 64) }
+
+// clipN shortens s to at most max bytes plus "...", cutting at a rune
+// boundary so that valid UTF-8 stays valid.
+func clipN(s string, max int) string {
 	if len(s) <= max {
 		return s
 	}
-	return s[:max] + "..."
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
