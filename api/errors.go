@@ -45,11 +45,14 @@ var (
 	ErrClientGone = errors.New("the client went away")
 )
 
-// errorEntry is one row of the error table.
+// errorEntry is one row of the error table. msg is the public message of
+// a server-side failure (5xx): the cause, which may name server files or
+// carry raw I/O errors, goes to the log only.
 type errorEntry struct {
 	err    error
 	status int
 	code   string
+	msg    string
 }
 
 // errorTable is the one place an error becomes a status and a code. Order
@@ -60,35 +63,59 @@ type errorEntry struct {
 var errorTable = []errorEntry{
 	// First: an error that may have been applied must never look like
 	// one that certainly was not.
-	{cluster.ErrUnknownOutcome, http.StatusGatewayTimeout, "unknown_outcome"},
-	{ErrBadRequest, http.StatusBadRequest, "bad_request"},
-	{ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
-	{ErrNotFound, http.StatusNotFound, "not_found"},
-	{ErrMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed"},
-	{ErrBusy, http.StatusConflict, "busy"},
-	{ErrNotHeld, http.StatusConflict, "not_held"},
-	{ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
-	{ErrSlowBody, http.StatusRequestTimeout, "body_timeout"},
-	{ErrURITooLong, http.StatusRequestURITooLong, "uri_too_long"},
-	{ErrTooManyWaiters, http.StatusTooManyRequests, "too_many_waiters"},
-	{ErrNoLeader, http.StatusServiceUnavailable, "no_leader"},
-	{cluster.ErrNotLeader, http.StatusServiceUnavailable, "no_leader"},
-	{ErrLeaderChanged, http.StatusServiceUnavailable, "leader_changed"},
-	{cluster.ErrNotApplied, http.StatusServiceUnavailable, "unavailable"},
-	{cluster.ErrShutdown, http.StatusServiceUnavailable, "unavailable"},
+	{cluster.ErrUnknownOutcome, http.StatusGatewayTimeout, "unknown_outcome",
+		"the command may or may not have been applied; retry with the same request id"},
+	{ErrBadRequest, http.StatusBadRequest, "bad_request", ""},
+	{ErrUnauthorized, http.StatusUnauthorized, "unauthorized", ""},
+	{ErrNotFound, http.StatusNotFound, "not_found", ""},
+	{ErrMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed", ""},
+	{ErrBusy, http.StatusConflict, "busy", ""},
+	{ErrNotHeld, http.StatusConflict, "not_held", ""},
+	{ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large", ""},
+	{ErrSlowBody, http.StatusRequestTimeout, "body_timeout", ""},
+	{ErrURITooLong, http.StatusRequestURITooLong, "uri_too_long", ""},
+	{ErrTooManyWaiters, http.StatusTooManyRequests, "too_many_waiters", ""},
+	{ErrNoLeader, http.StatusServiceUnavailable, "no_leader", "no leader is known; retry shortly"},
+	{cluster.ErrNotLeader, http.StatusServiceUnavailable, "no_leader", "no leader is known; retry shortly"},
+	{ErrLeaderChanged, http.StatusServiceUnavailable, "leader_changed", "leadership changed while waiting; retry"},
+	{cluster.ErrNotApplied, http.StatusServiceUnavailable, "unavailable", "the command was not applied; retry shortly"},
+	{cluster.ErrShutdown, http.StatusServiceUnavailable, "unavailable", "the node is shutting down; retry on another node"},
 	// Nobody reads this answer; the row keeps request logs truthful.
-	{ErrClientGone, 499, "client_gone"},
-	{context.Canceled, 499, "client_gone"},
+	{ErrClientGone, 499, "client_gone", ""},
+	{context.Canceled, 499, "client_gone", ""},
 }
 
 // classify looks err up in the error table; anything unknown is a 500.
 func classify(err error) (status int, code string) {
+	e := lookup(err)
+	return e.status, e.code
+}
+
+// internalEntry answers an error the table does not know: a bug.
+var internalEntry = errorEntry{status: http.StatusInternalServerError, code: "internal", msg: "internal error"}
+
+func lookup(err error) errorEntry {
 	for _, e := range errorTable {
 		if errors.Is(err, e.err) {
-			return e.status, e.code
+			return e
 		}
 	}
-	return http.StatusInternalServerError, "internal"
+	return internalEntry
+}
+
+// publicMessage is what a client reads about err. Client errors (4xx)
+// say what was wrong with the request. A server-side failure (5xx) shows
+// its own text only when api wrote it (an *apiError, not wrapped), and
+// otherwise the table's short message: a cluster error may carry a raw
+// cause such as "write /data/raft.db: no space left on device".
+func publicMessage(err error, e errorEntry) string {
+	if e.status < 500 {
+		return err.Error()
+	}
+	if ae, ok := err.(*apiError); ok && e.status != http.StatusInternalServerError {
+		return ae.msg
+	}
+	return e.msg
 }
 
 // apiError carries a sentinel (for the table) and a message for the client.
@@ -146,13 +173,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeError answers err through the error table in the route's shape.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, shape shape, err error) {
-	status, code := classify(err)
-	status = shape.status(status, code)
-	msg := err.Error()
-	if status == http.StatusInternalServerError {
-		// Internal details stay in the log.
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-		msg = "internal error"
+	e := lookup(err)
+	status, code := shape.status(e.status, e.code), e.code
+	msg := publicMessage(err, e)
+	switch {
+	case status == http.StatusInternalServerError:
+		s.log.Error("request failed", "method", r.Method, "path", clipN(r.URL.EscapedPath(), maxLoggedValue), "error", err)
+	case status >= 500 && msg != err.Error():
+		// The cause stays in the log; 503s are routine while leadership
+		// moves, so only the unknown outcome is a warning.
+		level := s.log.Debug
+		if status == http.StatusGatewayTimeout {
+			level = s.log.Warn
+		}
+		level("request not served", "method", r.Method, "path", clipN(r.URL.EscapedPath(), maxLoggedValue), "code", code, "error", err)
 	}
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(s.cfg.RetryAfter)))
