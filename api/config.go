@@ -45,6 +45,11 @@ type Config struct {
 	// original always requires a key, and so does New: an empty key is
 	// an error unless InsecureNoAuth is set.
 	APIKey string
+	// AdminKey is the bearer key of the admin endpoints (membership
+	// changes). It must differ from APIKey: a lock client must not be able
+	// to add a voter of its own. Empty: admin endpoints answer 403
+	// admin_disabled.
+	AdminKey string
 	// InsecureNoAuth disables key checks entirely. Only for tests and
 	// local experiments; never the default.
 	InsecureNoAuth bool
@@ -100,6 +105,9 @@ var errNoAPIKey = errors.New("api: an API key is required (set Config.APIKey, or
 func (c Config) withDefaults() (Config, error) {
 	if c.APIKey == "" && !c.InsecureNoAuth {
 		return c, errNoAPIKey
+	}
+	if c.AdminKey != "" && c.AdminKey == c.APIKey {
+		return c, errors.New("api: the admin key must differ from the API key")
 	}
 	if c.ServerName == "" {
 		c.ServerName = "DoubleDutch/" + Version

@@ -20,6 +20,9 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	// ErrUnauthorized: the API key is missing or wrong (401).
 	ErrUnauthorized = errors.New("missing or wrong API key")
+	// ErrAdminDisabled: an admin endpoint on a node without an admin
+	// key (403).
+	ErrAdminDisabled = errors.New("admin endpoints are disabled")
 	// ErrNotFound: no such endpoint, or the lock is free (404).
 	ErrNotFound = errors.New("not found")
 	// ErrMethodNotAllowed: the path exists for other methods (405).
@@ -67,7 +70,10 @@ var errorTable = []errorEntry{
 		"the command may or may not have been applied; retry with the same request id"},
 	{ErrBadRequest, http.StatusBadRequest, "bad_request", ""},
 	{ErrUnauthorized, http.StatusUnauthorized, "unauthorized", ""},
+	{ErrAdminDisabled, http.StatusForbidden, "admin_disabled", ""},
 	{ErrNotFound, http.StatusNotFound, "not_found", ""},
+	{cluster.ErrNotMember, http.StatusNotFound, "not_found", ""},
+	{cluster.ErrQuorumAtRisk, http.StatusConflict, "quorum_at_risk", ""},
 	{ErrMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed", ""},
 	{ErrBusy, http.StatusConflict, "busy", ""},
 	{ErrNotHeld, http.StatusConflict, "not_held", ""},

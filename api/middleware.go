@@ -113,43 +113,76 @@ func redactQuery(raw string) string {
 // maxLoggedValue bounds a query value or path in the request log.
 const maxLoggedValue = 512
 
-// authorize checks the API key the route's mode asks for. Both forms are
+// authorize checks the key the route's mode asks for. Both forms are
 // compared in constant time, of equal-length digests so that not even the
 // key's length leaks.
 func (s *Server) authorize(r *http.Request, mode authMode) error {
 	if mode == authNone || s.cfg.InsecureNoAuth {
 		return nil
 	}
-	var given []string
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, key, _ := strings.Cut(h, " ")
-		if !strings.EqualFold(scheme, "Bearer") {
-			return newError(ErrUnauthorized, "Authorization must be \"Bearer KEY\"")
+	want := s.cfg.APIKey
+	if mode == authAdmin {
+		if s.cfg.AdminKey == "" {
+			return newError(ErrAdminDisabled, "admin endpoints are disabled on this node: start it with an admin key (--admin-key-file)")
 		}
-		given = append(given, strings.TrimSpace(key))
+		want = s.cfg.AdminKey
 	}
-	if mode != authBearer {
-		if q, ok := rawQueryValue(r.URL.RawQuery, "auth"); ok {
-			given = append(given, q)
-		}
+	given, err := presentedKeys(r, mode)
+	if err != nil {
+		return err
 	}
 	if len(given) == 0 {
-		if mode == authOptional {
-			return nil
-		}
-		if mode == authBearer {
-			return newError(ErrUnauthorized, "missing API key: send \"Authorization: Bearer KEY\"")
-		}
-		return newError(ErrUnauthorized, "missing API key: pass auth=KEY or \"Authorization: Bearer KEY\"")
+		return missingKey(mode)
 	}
-	want := sha256.Sum256([]byte(s.cfg.APIKey))
+	wantSum := sha256.Sum256([]byte(want))
 	for _, k := range given {
 		got := sha256.Sum256([]byte(k))
-		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		if subtle.ConstantTimeCompare(got[:], wantSum[:]) != 1 {
+			if mode == authAdmin {
+				return newError(ErrUnauthorized, "wrong admin key")
+			}
 			return newError(ErrUnauthorized, "wrong API key")
 		}
 	}
 	return nil
+}
+
+// presentedKeys collects the keys r carries in the forms mode accepts.
+func presentedKeys(r *http.Request, mode authMode) ([]string, error) {
+	var given []string
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, key, _ := strings.Cut(h, " ")
+		if !strings.EqualFold(scheme, "Bearer") {
+			return nil, newError(ErrUnauthorized, "Authorization must be \"Bearer KEY\"")
+		}
+		given = append(given, strings.TrimSpace(key))
+	}
+	if mode != authBearer && mode != authAdmin {
+		if q, ok := rawQueryValue(r.URL.RawQuery, "auth"); ok {
+			given = append(given, q)
+		}
+	}
+	return given, nil
+}
+
+// redirectHint is added to a missing bearer key's 401: the usual cause is
+// a client that followed a redirect to the leader on another port or host
+// and, rightly, did not resend the Authorization header.
+const redirectHint = "; if this request followed a redirect to the leader, the client dropped the header " +
+	"(curl -L does: use --location-trusted, or send the request to the leader)"
+
+// missingKey is the 401 for a request without a key, or nil when the
+// route does not need one.
+func missingKey(mode authMode) error {
+	switch mode {
+	case authOptional:
+		return nil
+	case authBearer:
+		return newError(ErrUnauthorized, "missing API key: send \"Authorization: Bearer KEY\"%s", redirectHint)
+	case authAdmin:
+		return newError(ErrUnauthorized, "missing admin key: send \"Authorization: Bearer ADMIN_KEY\"%s", redirectHint)
+	}
+	return newError(ErrUnauthorized, "missing API key: pass auth=KEY or \"Authorization: Bearer KEY\"")
 }
 
 // rawQueryValue returns the first value of key, tolerating a query that
