@@ -169,12 +169,17 @@ type busyError struct {
 
 // writeJSON writes v with status. Errors writing are the client's loss.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	setJSONHeaders(w)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// setJSONHeaders marks an answer as JSON that no cache keeps.
+func setJSONHeaders(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 // writeError answers err through the error table in the route's shape.
