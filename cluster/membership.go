@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,4 +160,34 @@ func (n *Node) reachable(voters []raft.Server) int {
 	}
 	wg.Wait()
 	return int(count.Load())
+}
+
+// fixOwnAddress runs when this node starts leading. A node whose Raft port
+// is chosen at start (bind port 0 and no advertise address: the original
+// single-node command line) listens on a new port after every restart,
+// while the configuration still records the old one, and no peer could
+// reach it there. The leader records its current address instead. Nodes
+// with a fixed or advertised address are left alone: their recorded
+// address is the one peers must dial, whatever the listener resolves to.
+func (n *Node) fixOwnAddress() {
+	if n.cfg.RaftAdvertise != "" {
+		return
+	}
+	if _, port, err := net.SplitHostPort(n.cfg.RaftBind); err != nil || port != "0" {
+		return
+	}
+	servers, err := n.configuration()
+	if err != nil {
+		return
+	}
+	self := n.trans.LocalAddr()
+	for _, s := range servers {
+		if s.ID != raft.ServerID(n.cfg.NodeID) || s.Address == self || s.Suffrage != raft.Voter {
+			continue
+		}
+		n.log.Info("recording this node's new Raft address", "from", s.Address, "to", self)
+		if err := n.raft.AddVoter(s.ID, self, 0, n.cfg.ApplyTimeout).Error(); err != nil {
+			n.log.Warn("recording this node's Raft address failed", "error", err)
+		}
+	}
 }

@@ -68,6 +68,15 @@ func startNode(cfg Config, log hclog.Logger, apiLn, raftLn net.Listener) (*runni
 	if err != nil {
 		return nil, err
 	}
+	adminKey, err := cfg.loadAdminKey()
+	if err != nil {
+		return nil, err
+	}
+	if raftLn == nil {
+		if raftLn, err = cfg.bindChosenRaftPort(); err != nil {
+			return nil, err
+		}
+	}
 	apiTLS, err := cfg.apiTLS()
 	if err != nil {
 		return nil, err
@@ -86,7 +95,9 @@ func startNode(cfg Config, log hclog.Logger, apiLn, raftLn net.Listener) (*runni
 		apiLn.Close()
 		return nil, err
 	}
-	srv, err := api.New(cfg.apiConfig(key), node, log.Named("api"))
+	acfg := cfg.apiConfig(key)
+	acfg.AdminKey = adminKey
+	srv, err := api.New(acfg, node, log.Named("api"))
 	if err != nil {
 		apiLn.Close()
 		node.Close()
@@ -101,6 +112,28 @@ func startNode(cfg Config, log hclog.Logger, apiLn, raftLn net.Listener) (*runni
 	}
 	go func() { rn.served <- rn.http.Serve(apiLn) }()
 	return rn, nil
+}
+
+// bindChosenRaftPort binds the Raft listener now when its port is chosen
+// at start (port 0, the original command line), and records the real
+// address in this node's bootstrap entry: the configuration used to say
+// 127.0.0.1:0, an address no peer can dial. nil when the port is fixed.
+func (c *Config) bindChosenRaftPort() (net.Listener, error) {
+	if _, port, err := net.SplitHostPort(c.RaftBind); err != nil || port != "0" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", c.RaftBind)
+	if err != nil {
+		return nil, fmt.Errorf("raft listener: %w", err)
+	}
+	if c.RaftAdvertise == "" {
+		for i := range c.Voters {
+			if c.Voters[i].ID == c.NodeID {
+				c.Voters[i].Address = ln.Addr().String()
+			}
+		}
+	}
+	return ln, nil
 }
 
 func (rn *runningNode) raftAddr() string { return rn.cluster.RaftAddr() }
