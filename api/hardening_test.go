@@ -73,12 +73,13 @@ func TestOverlongNameNotEchoed(t *testing.T) {
 func TestStrictJSONBodies(t *testing.T) {
 	h := newHarness(t)
 	for _, body := range []string{
-		`{"LIFETIME":5}`,                 // keys are case-sensitive
-		`{"Owner":"x"}`,                  // ditto
-		`{"lifetime":-1,"lifetime":5}`,   // a duplicate key is refused
-		`{"owner":"a","owner":"b"}`,      // whatever its values
-		"{\"owner\":\"bad\xffbyte\"}",    // invalid UTF-8 is not stored as U+FFFD
-		"{\"owner\":\"ok\",\"x\xff\":1}", // nor in a key
+		`{"LIFETIME":5}`,                    // keys are case-sensitive
+		`{"Owner":"x"}`,                     // ditto
+		`{"lifetime":-1,"lifetime":5}`,      // a duplicate key is refused
+		`{"owner":"a","owner":"b"}`,         // whatever its values
+		"{\"owner\":\"bad\xffbyte\"}",       // invalid UTF-8 is not stored as U+FFFD
+		"{\"owner\":\"ok\",\"x\xff\":1}",    // nor in a key
+		`{"owner":"lone \ud800 surrogate"}`, // decoded as U+FFFD by encoding/json
 		`[]`,
 	} {
 		rec := h.v1(http.MethodPost, "/v1/locks/strict", body)

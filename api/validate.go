@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -35,7 +36,13 @@ func (c *Config) checkURL(r *http.Request) error {
 }
 
 // checkOwner accepts an optional, bounded, printable UTF-8 owner label.
+// It refuses U+FFFD too: JSON decoding turns a lone surrogate escape
+// ("\ud800") into it silently, so it stands for text the client did not
+// mean, and a label has no use for it.
 func (c *Config) checkOwner(owner string) error {
+	if strings.ContainsRune(owner, utf8.RuneError) {
+		return badRequest("owner contains U+FFFD, the replacement character (invalid text or a lone surrogate escape)")
+	}
 	return checkText("owner", owner, c.MaxOwnerLength)
 }
 
