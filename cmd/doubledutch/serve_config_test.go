@@ -110,3 +110,21 @@ func TestLegacyRecordsItsRealRaftAddress(t *testing.T) {
 		_, _ = proc.Process.Wait()
 	}
 }
+
+// TestConnectionCapLeavesDescriptors: the derived API connection cap
+// leaves descriptors for Raft and files, so a connection flood queues in
+// the kernel instead of making accept fail with "too many open files".
+func TestConnectionCapLeavesDescriptors(t *testing.T) {
+	for nofile, want := range map[uint64]int{300: 172, 1024: 896, 100: 16, 1 << 20: maxDerivedConnections} {
+		if got := capFromLimit(nofile); got != want {
+			t.Errorf("capFromLimit(%d) = %d, want %d", nofile, got, want)
+		}
+	}
+	cfg, err := parseServeArgs([]string{"--voters", "node1=127.0.0.1:7000"}, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.apiConfig("k").MaxConnections; got < 16 {
+		t.Fatalf("serve runs with a connection cap of %d", got)
+	}
+}
