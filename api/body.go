@@ -12,19 +12,27 @@ import (
 	"unicode/utf8"
 )
 
-// Request bodies are read in full, under a deadline of their own, before
-// any handler runs. net/http drains an unread body before it writes an
-// answer, so a client that sends headers and then stalls inside its body
-// would otherwise hold its connection (and a descriptor) for good, without
-// even getting its 401. A server-wide ReadTimeout cannot be used instead:
-// it would also cut lock requests that wait up to MaxWait for their answer.
+// Request bodies are read in full, under a deadline of their own, once the
+// key is checked and before the handler runs. net/http drains an unread
+// body before it writes an answer, so a client that sends headers and then
+// stalls inside its body would otherwise hold its connection (and a
+// descriptor) for good, without even getting its 401. A server-wide
+// ReadTimeout cannot be used instead: it would also cut lock requests that
+// wait up to MaxWait for their answer. Answers given without reading the
+// body (before the key check, or a redirect) end it instead: see recorder.
+// Reading only after the key check means that only key holders can make a
+// node buffer a body.
+
+// hasBody reports whether r may carry a body.
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+}
 
 // preloadBody reads r's whole body (at most MaxBodyBytes) within
-// BodyTimeout and hands the handlers an in-memory copy. On failure the
-// read deadline is left in the past and the connection is marked to close,
-// so net/http neither drains nor reuses it.
+// BodyTimeout and hands the handler an in-memory copy. On failure the
+// connection is marked to close and the recorder ends the body.
 func (s *Server) preloadBody(w http.ResponseWriter, r *http.Request) error {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+	if !hasBody(r) {
 		return nil
 	}
 	rc := http.NewResponseController(w)
@@ -48,6 +56,9 @@ func (s *Server) preloadBody(w http.ResponseWriter, r *http.Request) error {
 	}
 	_ = rc.SetReadDeadline(time.Time{})
 	r.Body = io.NopCloser(bytes.NewReader(data))
+	if rec, ok := w.(*recorder); ok {
+		rec.unreadBody = false
+	}
 	return nil
 }
 

@@ -17,16 +17,29 @@ import (
 // When the answer starts it sets the connection's write deadline: a
 // client that stops reading cannot hold the answer (and its memory) open
 // for longer than writeTimeout, however long the request waited before.
+//
+// It also ends a body nobody read. net/http reads (drains) an unread
+// request body before it writes the answer, and again when the handler
+// returns; from a client that stalls inside its body that waits forever.
+// So an answer to a request whose body was not read (a 401, a redirect, a
+// 404) first sets the read deadline to now: what is already buffered is
+// still drained and the connection reused, a stalled body fails at once
+// and net/http closes the connection after the answer.
 type recorder struct {
 	http.ResponseWriter
 	status       int
 	writeTimeout time.Duration
+	unreadBody   bool
 }
 
 func (rw *recorder) start(code int) {
 	if rw.status == 0 {
 		rw.status = code
-		_ = http.NewResponseController(rw.ResponseWriter).SetWriteDeadline(time.Now().Add(rw.writeTimeout))
+		rc := http.NewResponseController(rw.ResponseWriter)
+		if rw.unreadBody {
+			_ = rc.SetReadDeadline(time.Now())
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(rw.writeTimeout))
 	}
 }
 
@@ -49,7 +62,7 @@ func (rw *recorder) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
 // it may carry the API key (auth=) or a session token (token=).
 func (s *Server) observe(w http.ResponseWriter, r *http.Request, next http.HandlerFunc) {
 	start := time.Now()
-	rw := &recorder{ResponseWriter: w, writeTimeout: s.cfg.WriteTimeout}
+	rw := &recorder{ResponseWriter: w, writeTimeout: s.cfg.WriteTimeout, unreadBody: hasBody(r)}
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {

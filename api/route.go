@@ -43,13 +43,18 @@ type route struct {
 	handle handlerFunc
 }
 
-// register adds rt to the router behind auth and the leader check.
+// register adds rt to the router behind auth, the body read (see
+// preloadBody) and the leader check.
 func (s *Server) register(rt route) {
 	if !slices.Contains(s.methods, rt.method) {
 		s.methods = append(s.methods, rt.method)
 	}
 	s.router.Handle(rt.method, rt.path, func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		if err := s.authorize(r, rt.auth); err != nil {
+			s.writeError(w, r, rt.shape, err)
+			return
+		}
+		if err := s.preloadBody(w, r); err != nil {
 			s.writeError(w, r, rt.shape, err)
 			return
 		}

@@ -94,14 +94,10 @@ func (s *Server) routes() []route {
 }
 
 // ServeHTTP logs the request, recovers panics into a 500 JSON answer,
-// reads the body under its own deadline and dispatches through the router.
+// refuses over-long URLs and dispatches through the router.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.observe(w, r, func(w http.ResponseWriter, r *http.Request) {
 		if err := s.cfg.checkURL(r); err != nil {
-			s.writeError(w, r, shapeV1, err)
-			return
-		}
-		if err := s.preloadBody(w, r); err != nil {
 			s.writeError(w, r, shapeV1, err)
 			return
 		}
