@@ -166,3 +166,45 @@ func decodeResp(t *testing.T, resp *http.Response, v any) {
 		t.Fatalf("answer is not JSON: %v", err)
 	}
 }
+
+// TestIdleConnectionsAreShedAtTheCap: kept-alive idle connections need no
+// key and would hold every slot for IdleTimeout; at the cap the server
+// closes them, so a new client is served at once.
+func TestIdleConnectionsAreShedAtTheCap(t *testing.T) {
+	const capConns = 4
+	h := newHarness(t, func(c *Config) {
+		c.MaxConnections = capConns
+		c.IdleTimeout = time.Minute
+	})
+	addr, _ := serveReal(t, h)
+	for i := 0; i < capConns; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET /v1/health HTTP/1.1\r\nHost: a\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	// Every slot now holds an idle kept-alive connection.
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + addr + "/v1/health")
+	if err != nil {
+		t.Fatalf("a new client was not served while idle connections held the cap: %v", err)
+	}
+	resp.Body.Close()
+	// Below three quarters of the cap, connections are kept alive again.
+	eventually(t, "keep-alives back on", func() bool {
+		resp, err := client.Get("http://" + addr + "/v1/health")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return !resp.Close
+	})
+}

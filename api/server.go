@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/julienschmidt/httprouter"
@@ -26,6 +27,9 @@ type Server struct {
 
 	closeOnce   sync.Once
 	unsubscribe func()
+	// httpSrv is the server HTTPServer built, whose idle connections
+	// Listener sheds at its connection cap.
+	httpSrv atomic.Pointer[http.Server]
 }
 
 // New builds the API of one node on top of c. log may be nil (no logging).
