@@ -40,14 +40,14 @@ func TestOverlongNameNotEchoed(t *testing.T) {
 	h := newHarness(t)
 	huge := strings.Repeat("n", 1<<20)
 	rec := h.get("/getlock?auth=" + testKey + "&lockname=" + huge)
-	wantError(t, rec, http.StatusRequestURITooLong, "uri_too_long")
-	if rec.Body.Len() > 1024 {
-		t.Fatalf("error body is %d bytes", rec.Body.Len())
+	m := wantError(t, rec, http.StatusRequestURITooLong, "uri_too_long")
+	if rec.Body.Len() > 1024 || m["lockacquired"] != false {
+		t.Fatalf("error body is %d bytes, legacy fields %v", rec.Body.Len(), m)
 	}
 	// Over the name limit but within the URL bound: a 400 whose legacy
 	// "lockname" echo is clipped.
 	rec = h.get("/getlock?auth=" + testKey + "&lockname=" + strings.Repeat("é", 200))
-	m := wantError(t, rec, http.StatusBadRequest, "bad_request")
+	m = wantError(t, rec, http.StatusBadRequest, "bad_request")
 	if name, _ := m["lockname"].(string); len(name) > 80 || !strings.HasPrefix(name, "é") {
 		t.Fatalf("lockname echoed as %d bytes: %q", len(name), name)
 	}

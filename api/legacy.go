@@ -25,6 +25,19 @@ const (
 	shapeReleaseLock              // + servername, lockname, lockreleased false
 )
 
+// shapeOf is the error shape of a path, for answers given before routing.
+func shapeOf(path string) shape {
+	switch path {
+	case "/getlock":
+		return shapeGetLock
+	case "/releaselock":
+		return shapeReleaseLock
+	case "/status":
+		return shapeStatus
+	}
+	return shapeV1
+}
+
 // decorate adds the legacy fields of the route's shape to an error body.
 func (sh shape) decorate(b *errorBody, r *http.Request, serverName string) {
 	if sh == shapeV1 {

@@ -102,7 +102,7 @@ func (s *Server) routes() []route {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.observe(w, r, func(w http.ResponseWriter, r *http.Request) {
 		if err := s.cfg.checkURL(r); err != nil {
-			s.writeError(w, r, shapeV1, err)
+			s.writeError(w, r, shapeOf(r.URL.Path), err)
 			return
 		}
 		s.dispatch(w, r)
