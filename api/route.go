@@ -43,6 +43,13 @@ type route struct {
 	handle handlerFunc
 }
 
+// takesBody reports whether the route reads a request body: the v1
+// routes that change something. Any other route's body is never read (nor
+// buffered); the answer ends it (see recorder).
+func (rt route) takesBody() bool {
+	return rt.shape == shapeV1 && rt.method != http.MethodGet
+}
+
 // register adds rt to the router behind auth, the body read (see
 // preloadBody) and the leader check.
 func (s *Server) register(rt route) {
@@ -54,9 +61,11 @@ func (s *Server) register(rt route) {
 			s.writeError(w, r, rt.shape, err)
 			return
 		}
-		if err := s.preloadBody(w, r); err != nil {
-			s.writeError(w, r, rt.shape, err)
-			return
+		if rt.takesBody() {
+			if err := s.preloadBody(w, r); err != nil {
+				s.writeError(w, r, rt.shape, err)
+				return
+			}
 		}
 		if s.mustRedirect(r, rt.where) {
 			s.redirectToLeader(w, r, rt.shape)
