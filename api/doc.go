@@ -42,8 +42,8 @@
 //
 // HTTPServer and Listener carry the connection-level bounds (header time,
 // idle time, a connection cap that sheds idle connections when reached).
-// A request body is read whole, once its key is checked, within
-// BodyTimeout (body.go); an answer given without reading it ends it, and
+// A request body is read whole, by the v1 routes that take one and once
+// the key is checked, within BodyTimeout (body.go); an answer given without reading it ends it, and
 // every answer has WriteTimeout from its first byte (middleware.go). None
 // of these bounds the time a request waits for a lock. /status streams
 // page by page (status.go).
