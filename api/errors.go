@@ -48,14 +48,11 @@ var (
 	ErrClientGone = errors.New("the client went away")
 )
 
-// errorEntry is one row of the error table. msg is the public message of
-// a server-side failure (5xx): the cause, which may name server files or
-// carry raw I/O errors, goes to the log only.
+// errorEntry is one row of the error table.
 type errorEntry struct {
 	err    error
 	status int
 	code   string
-	msg    string
 }
 
 // errorTable is the one place an error becomes a status and a code. Order
@@ -66,29 +63,28 @@ type errorEntry struct {
 var errorTable = []errorEntry{
 	// First: an error that may have been applied must never look like
 	// one that certainly was not.
-	{cluster.ErrUnknownOutcome, http.StatusGatewayTimeout, "unknown_outcome",
-		"the command may or may not have been applied; retry with the same request id"},
-	{ErrBadRequest, http.StatusBadRequest, "bad_request", ""},
-	{ErrUnauthorized, http.StatusUnauthorized, "unauthorized", ""},
-	{ErrAdminDisabled, http.StatusForbidden, "admin_disabled", ""},
-	{ErrNotFound, http.StatusNotFound, "not_found", ""},
-	{cluster.ErrNotMember, http.StatusNotFound, "not_found", ""},
-	{cluster.ErrQuorumAtRisk, http.StatusConflict, "quorum_at_risk", ""},
-	{ErrMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed", ""},
-	{ErrBusy, http.StatusConflict, "busy", ""},
-	{ErrNotHeld, http.StatusConflict, "not_held", ""},
-	{ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large", ""},
-	{ErrSlowBody, http.StatusRequestTimeout, "body_timeout", ""},
-	{ErrURITooLong, http.StatusRequestURITooLong, "uri_too_long", ""},
-	{ErrTooManyWaiters, http.StatusTooManyRequests, "too_many_waiters", ""},
-	{ErrNoLeader, http.StatusServiceUnavailable, "no_leader", "no leader is known; retry shortly"},
-	{cluster.ErrNotLeader, http.StatusServiceUnavailable, "no_leader", "no leader is known; retry shortly"},
-	{ErrLeaderChanged, http.StatusServiceUnavailable, "leader_changed", "leadership changed while waiting; retry"},
-	{cluster.ErrNotApplied, http.StatusServiceUnavailable, "unavailable", "the command was not applied; retry shortly"},
-	{cluster.ErrShutdown, http.StatusServiceUnavailable, "unavailable", "the node is shutting down; retry on another node"},
+	{cluster.ErrUnknownOutcome, http.StatusGatewayTimeout, "unknown_outcome"},
+	{ErrBadRequest, http.StatusBadRequest, "bad_request"},
+	{ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
+	{ErrAdminDisabled, http.StatusForbidden, "admin_disabled"},
+	{ErrNotFound, http.StatusNotFound, "not_found"},
+	{cluster.ErrNotMember, http.StatusNotFound, "not_found"},
+	{cluster.ErrQuorumAtRisk, http.StatusConflict, "quorum_at_risk"},
+	{ErrMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed"},
+	{ErrBusy, http.StatusConflict, "busy"},
+	{ErrNotHeld, http.StatusConflict, "not_held"},
+	{ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
+	{ErrSlowBody, http.StatusRequestTimeout, "body_timeout"},
+	{ErrURITooLong, http.StatusRequestURITooLong, "uri_too_long"},
+	{ErrTooManyWaiters, http.StatusTooManyRequests, "too_many_waiters"},
+	{ErrNoLeader, http.StatusServiceUnavailable, "no_leader"},
+	{cluster.ErrNotLeader, http.StatusServiceUnavailable, "no_leader"},
+	{ErrLeaderChanged, http.StatusServiceUnavailable, "leader_changed"},
+	{cluster.ErrNotApplied, http.StatusServiceUnavailable, "unavailable"},
+	{cluster.ErrShutdown, http.StatusServiceUnavailable, "unavailable"},
 	// Nobody reads this answer; the row keeps request logs truthful.
-	{ErrClientGone, 499, "client_gone", ""},
-	{context.Canceled, 499, "client_gone", ""},
+	{ErrClientGone, 499, "client_gone"},
+	{context.Canceled, 499, "client_gone"},
 }
 
 // classify looks err up in the error table; anything unknown is a 500.
@@ -98,7 +94,7 @@ func classify(err error) (status int, code string) {
 }
 
 // internalEntry answers an error the table does not know: a bug.
-var internalEntry = errorEntry{status: http.StatusInternalServerError, code: "internal", msg: "internal error"}
+var internalEntry = errorEntry{status: http.StatusInternalServerError, code: "internal"}
 
 func lookup(err error) errorEntry {
 	for _, e := range errorTable {
@@ -109,11 +105,21 @@ func lookup(err error) errorEntry {
 	return internalEntry
 }
 
+// serverMessages are the public messages of server-side failures (5xx),
+// by code. A cluster error may carry a raw cause such as "write
+// /data/raft.db: no space left on device"; that goes to the log only.
+var serverMessages = map[string]string{
+	"internal":        "internal error",
+	"unknown_outcome": "the command may or may not have been applied; retry with the same request id",
+	"no_leader":       "no leader is known; retry shortly",
+	"leader_changed":  "leadership changed while waiting; retry",
+	"unavailable":     "the command was not applied; retry shortly",
+}
+
 // publicMessage is what a client reads about err. Client errors (4xx)
 // say what was wrong with the request. A server-side failure (5xx) shows
 // its own text only when api wrote it (an *apiError, not wrapped), and
-// otherwise the table's short message: a cluster error may carry a raw
-// cause such as "write /data/raft.db: no space left on device".
+// otherwise the short message of its code: never a raw cause.
 func publicMessage(err error, e errorEntry) string {
 	if e.status < 500 {
 		return err.Error()
@@ -121,7 +127,10 @@ func publicMessage(err error, e errorEntry) string {
 	if ae, ok := err.(*apiError); ok && e.status != http.StatusInternalServerError {
 		return ae.msg
 	}
-	return e.msg
+	if msg, ok := serverMessages[e.code]; ok {
+		return msg
+	}
+	return "the server could not serve the request (" + e.code + ")"
 }
 
 // apiError carries a sentinel (for the table) and a message for the client.
