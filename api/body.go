@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"reflect"
 	"strings"
@@ -46,10 +47,13 @@ func (s *Server) preloadBody(w http.ResponseWriter, r *http.Request) error {
 	}
 	data, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
 	if err != nil {
-		// A deadline, a reset or a malformed chunk: nothing to answer
-		// about the content, and nothing worth echoing from the error.
+		// Nothing worth echoing from the error itself.
 		s.log.Debug("request body not received", "method", r.Method, "path", clip(r.URL.EscapedPath()), "error", err)
-		return fail(newError(ErrSlowBody, "the request body did not arrive within %v", s.cfg.BodyTimeout))
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return fail(newError(ErrSlowBody, "the request body did not arrive within %v", s.cfg.BodyTimeout))
+		}
+		return fail(badRequest("the request body could not be read (malformed chunked encoding?)"))
 	}
 	if int64(len(data)) > s.cfg.MaxBodyBytes {
 		return fail(newError(ErrTooLarge, "request body is larger than %d bytes", s.cfg.MaxBodyBytes))

@@ -66,7 +66,7 @@ func serveReal(t *testing.T, h *harness) (addr string, cl *countingListener) {
 // with one), never hold more than the connection cap, and never stop
 // legitimate clients from being served.
 func TestStalledBodiesAreCut(t *testing.T) {
-	const stalled, capConns = 25, 8
+	const stalled, capConns = 24, 8
 	h := newHarness(t, func(c *Config) {
 		c.BodyTimeout = 300 * time.Millisecond
 		c.MaxConnections = capConns
@@ -82,8 +82,11 @@ func TestStalledBodiesAreCut(t *testing.T) {
 		"PUT /v1/cluster/nodes/n9 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n{",
 		// A route that takes no body (and no key) never reads one.
 		"DELETE /releaselock?lockname=a&token=00112233445566778899aabbccddeeff HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n{",
+		// A malformed chunk is a bad request, not a slow one.
+		"POST /v1/locks/x HTTP/1.1\r\nHost: a\r\n" + auth + "Transfer-Encoding: chunked\r\n\r\nzz\r\n{",
 	}
-	want := []int{http.StatusRequestTimeout, http.StatusRequestTimeout, http.StatusUnauthorized, http.StatusUnauthorized, http.StatusBadRequest}
+	want := []int{http.StatusRequestTimeout, http.StatusRequestTimeout, http.StatusUnauthorized, http.StatusUnauthorized,
+		http.StatusBadRequest, http.StatusBadRequest}
 	var conns []net.Conn
 	t.Cleanup(func() {
 		for _, c := range conns {
