@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -266,9 +268,17 @@ type (
 	cmdT = fsm.Command
 )
 
-func (f *fakeCluster) AddVoter(id, addr string) error {
+// fakeDeadHost is a Raft host the fake treats as unreachable: adding it
+// without cluster.Force is refused as the real check would refuse it.
+const fakeDeadHost = "dead.invalid"
+
+func (f *fakeCluster) AddVoter(id, addr string, opts ...cluster.MembershipOption) error {
 	f.membersMu.Lock()
 	defer f.membersMu.Unlock()
+	host, _, _ := net.SplitHostPort(addr)
+	if host == fakeDeadHost && !slices.Contains(opts, cluster.Force) {
+		return fmt.Errorf("%w: 1 of 2 voters answer", cluster.ErrQuorumAtRisk)
+	}
 	if f.members == nil {
 		f.members = map[string]string{}
 	}
@@ -276,9 +286,12 @@ func (f *fakeCluster) AddVoter(id, addr string) error {
 	return nil
 }
 
-func (f *fakeCluster) RemoveServer(id string) error {
+func (f *fakeCluster) RemoveServer(id string, _ ...cluster.MembershipOption) error {
 	f.membersMu.Lock()
 	defer f.membersMu.Unlock()
+	if _, ok := f.members[id]; !ok && id != fakeSelf {
+		return fmt.Errorf("%w: %q", cluster.ErrNotMember, id)
+	}
 	delete(f.members, id)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/julienschmidt/httprouter"
@@ -27,6 +28,9 @@ type Server struct {
 
 	closeOnce   sync.Once
 	unsubscribe func()
+	// httpSrv is the server HTTPServer built, whose idle connections
+	// Listener sheds at its connection cap.
+	httpSrv atomic.Pointer[http.Server]
 }
 
 // New builds the API of one node on top of c. log may be nil (no logging).
@@ -97,10 +101,16 @@ func (s *Server) routes() []route {
 	return rs
 }
 
-// ServeHTTP logs the request, recovers panics into a 500 JSON answer and
-// dispatches through the router.
+// ServeHTTP logs the request, recovers panics into a 500 JSON answer,
+// refuses over-long URLs and dispatches through the router.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.observe(w, r, s.dispatch)
+	s.observe(w, r, func(w http.ResponseWriter, r *http.Request) {
+		if err := s.cfg.checkURL(r); err != nil {
+			s.writeError(w, r, shapeOf(r.URL.Path), err)
+			return
+		}
+		s.dispatch(w, r)
+	})
 }
 
 // dispatch routes on the escaped path, so that a lock name may contain any

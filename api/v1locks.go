@@ -2,11 +2,7 @@ package api
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -256,38 +252,6 @@ func eitherOf(what, body, header string) (string, error) {
 		return body, nil
 	}
 	return header, nil
-}
-
-// decodeBody reads an optional JSON object into v: at most MaxBodyBytes
-// (413 too_large past it), no unknown fields (a typo must not silently
-// fall back to a default), nothing after the object. An empty body leaves
-// v as it is.
-func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil
-	}
-	if r.ContentLength > s.cfg.MaxBodyBytes {
-		return newError(ErrTooLarge, "request body is %d bytes; the maximum is %d", r.ContentLength, s.cfg.MaxBodyBytes)
-	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return newError(ErrTooLarge, "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
-	} else if err != nil {
-		return badRequest("reading the request body: %v", err)
-	}
-	if len(strings.TrimSpace(string(data))) == 0 {
-		return nil
-	}
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return badRequest("request body is not the expected JSON object: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return badRequest("request body has data after the JSON object")
-	}
-	return nil
 }
 
 // lockInfo answers GET /v1/locks/:name.

@@ -31,7 +31,10 @@ type Node struct {
 	fsm   *fsm.Machine
 	raft  *raft.Raft
 	trans *raft.NetworkTransport
-	guard *voteGuard
+	// stream dials peers as the transport does (TLS included), for the
+	// reachability check of membership changes.
+	stream raft.StreamLayer
+	guard  *voteGuard
 	// raftRef publishes raft to the vote guard, which may see RPCs before
 	// NewRaft has returned.
 	raftRef atomic.Pointer[raft.Raft]
@@ -223,6 +226,7 @@ func (n *Node) newTransport() (*raft.NetworkTransport, error) {
 		ln.Close()
 		return nil, fmt.Errorf("cluster: raft address %s is not reachable by peers; give an advertise address", a)
 	}
+	n.stream = stream
 	return raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, logger), nil
 }
 
