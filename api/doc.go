@@ -38,6 +38,7 @@
 //	POST   /v1/cluster/leader        transfer leadership {target}
 //	GET    /v1/snapshot              a consistent, self-checking backup
 //	GET    /ui/                      the status page (embedded HTML/CSS/JS)
+//
 // Membership, with the admin key (Config.AdminKey; disabled without one):
 //
 //	PUT    /v1/cluster/nodes/{id}    add a voter {raft_address} [?force=true]
