@@ -68,7 +68,6 @@ var errorTable = []errorEntry{
 	{ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
 	{ErrAdminDisabled, http.StatusForbidden, "admin_disabled"},
 	{ErrNotFound, http.StatusNotFound, "not_found"},
-	{cluster.ErrUnknownServer, http.StatusNotFound, "not_found"},
 	{cluster.ErrNotMember, http.StatusNotFound, "not_found"},
 	{cluster.ErrQuorumAtRisk, http.StatusConflict, "quorum_at_risk"},
 	{ErrMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed"},

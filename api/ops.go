@@ -27,7 +27,8 @@ type Ops interface {
 	// LeaderChanges returns recent leader changes and their total count.
 	LeaderChanges() (recent []cluster.LeaderChange, total uint64)
 	// TransferLeadership hands leadership to target, or to any
-	// up-to-date follower when target is "" (leader only).
+	// up-to-date follower when target is "" (leader only); a target
+	// that is not a member is cluster.ErrNotMember.
 	TransferLeadership(target string) error
 	// Backup writes a consistent, self-checking backup (leader only).
 	Backup(ctx context.Context, w io.Writer) (uint64, error)
