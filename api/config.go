@@ -46,8 +46,9 @@ type Config struct {
 	// an error unless InsecureNoAuth is set.
 	APIKey string
 	// AdminKey is the bearer key of the admin endpoints (membership
-	// changes). It must differ from APIKey: a lock client must not be able
-	// to add a voter of its own. Empty: admin endpoints answer 403
+	// changes, leadership transfer, backup). It must differ from APIKey: a
+	// lock client must not be able to add a voter of its own, nor read
+	// other clients' session tokens from a backup. Empty: admin endpoints answer 403
 	// admin_disabled.
 	AdminKey string
 	// InsecureNoAuth disables key checks entirely. Only for tests and

@@ -75,9 +75,12 @@ func (s *Server) opsRoutes() []route {
 	if s.opsp.ops == nil {
 		return rs
 	}
+	// Both take the admin key, never the lock key: a backup holds every
+	// session token (whoever reads it can release any client's lock), and
+	// a transfer interrupts every client's writes.
 	return append(rs,
-		route{method: http.MethodPost, path: "/v1/cluster/leader", auth: authBearer, handle: s.transferLeader},
-		route{method: http.MethodGet, path: "/v1/snapshot", auth: authBearer, handle: s.snapshot},
+		route{method: http.MethodPost, path: "/v1/cluster/leader", auth: authAdmin, handle: s.transferLeader},
+		route{method: http.MethodGet, path: "/v1/snapshot", auth: authAdmin, handle: s.snapshot},
 	)
 }
 
