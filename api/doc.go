@@ -35,14 +35,15 @@
 //	GET    /healthz                  no key; liveness
 //	GET    /readyz                   no key; readiness (leader, contact, caught up)
 //	GET    /metrics                  no key; Prometheus, no lock names or tokens
-//	POST   /v1/cluster/leader        transfer leadership {target}
-//	GET    /v1/snapshot              a consistent, self-checking backup
 //	GET    /ui/                      the status page (embedded HTML/CSS/JS)
 //
-// Membership, with the admin key (Config.AdminKey; disabled without one):
+// Admin, with the admin key (Config.AdminKey; 403 admin_disabled without
+// one), never the lock key: a backup holds every session token.
 //
 //	PUT    /v1/cluster/nodes/{id}    add a voter {raft_address} [?force=true]
 //	DELETE /v1/cluster/nodes/{id}    remove a member [?force=true]
+//	POST   /v1/cluster/leader        transfer leadership {target} (ops.go)
+//	GET    /v1/snapshot              a consistent, self-checking backup (ops.go)
 //
 // A lock name is one path segment: percent-encode "/" as %2F. openapi.yaml
 // beside this file describes every field; the README has the tables.
