@@ -28,11 +28,20 @@ const (
 	// a lock early with one far-future stamp; the leader also proposes a
 	// tick at least every MaxClockStep/2, so an idle cluster never lags.
 	MaxClockStep = 10_000
-	// DedupTTL is how long a request id is remembered, on the lease clock.
-	DedupTTL = 10 * 60 * 1000
-	// MaxDedup bounds the number of remembered request ids; the oldest is
-	// forgotten first.
-	MaxDedup = 100_000
+	// DedupTTL is how long a request id is remembered, on the lease clock:
+	// a repeat within it never acts twice.
+	DedupTTL = 60 * 1000
+	// DedupRate is the sustained rate of commands with request ids (per
+	// second) the dedup table is sized for over DedupTTL.
+	DedupRate = 16_000
+	// MaxDedup bounds the live request ids: DedupRate over DedupTTL. When
+	// full, a command with a new id is refused (TooManyIDs); a live id is
+	// never forgotten before DedupTTL.
+	MaxDedup = DedupRate * DedupTTL / 1000
+	// MaxLocks bounds the number of held locks; an acquire of a free lock
+	// past it is refused (TooManyLocks). It bounds the memory of the lock
+	// table, of snapshots and of a full listing.
+	MaxLocks = 250_000
 	// btreeDegree suits a few million small items.
 	btreeDegree = 32
 )
@@ -56,6 +65,8 @@ type Machine struct {
 	byDeadline *btree.BTreeG[*Lock]
 	leaseNow   int64
 	applied    uint64
+	lastFence  uint64 // the fence of the latest grant
+	lockLimit  int    // MaxLocks; tests lower it
 	nodes      map[string]string // node id -> advertised API URL
 	dedup      dedupTable
 }
@@ -78,6 +89,7 @@ func lessByDeadline(a, b *Lock) bool {
 func New(opts Options) *Machine {
 	return &Machine{
 		opts:       opts,
+		lockLimit:  MaxLocks,
 		byName:     btree.NewG(btreeDegree, lessByName),
 		byDeadline: btree.NewG(btreeDegree, lessByDeadline),
 		nodes:      map[string]string{},
@@ -103,14 +115,23 @@ func (m *Machine) ApplyBatch(logs []*raft.Log) []interface{} {
 			out[i] = nil
 			continue
 		}
-		c, err := Decode(l.Data)
+		cmds, packed, err := DecodeEntry(l.Data)
 		if err != nil {
 			m.mu.Unlock()
 			panic(fmt.Sprintf("fsm: log index %d: %v", l.Index, err))
 		}
-		r := m.apply(l.Index, c)
-		out[i] = r
-		results = append(results, r)
+		if !packed {
+			r := m.apply(l.Index, cmds[0])
+			out[i] = r
+			results = append(results, r)
+			continue
+		}
+		rs := make(Results, len(cmds))
+		for j, c := range cmds {
+			rs[j] = m.apply(l.Index, c)
+		}
+		out[i] = rs
+		results = append(results, rs...)
 	}
 	m.mu.Unlock()
 	if m.opts.OnApply != nil {
@@ -140,15 +161,29 @@ func (m *Machine) apply(index uint64, c Command) Result {
 	m.dedup.expire(m.leaseNow)
 
 	key := dedupKey(c)
-	if key != "" {
-		if first, ok := m.dedup.get(key); ok {
-			r := m.replay(first)
-			r.Duplicate = true
-			r.Now = m.leaseNow
-			r.Freed = freed
-			return r
+	var r Result
+	switch first, seen := m.dedup.get(key); {
+	case seen:
+		r = m.replay(c, first)
+		r.Duplicate = true
+	case key != "" && m.dedup.full():
+		r = Result{Outcome: TooManyIDs, Index: index}
+	default:
+		r = m.act(index, c)
+		if key != "" && acted(r.Outcome) {
+			m.dedup.put(&dedupEntry{key: key, expires: m.leaseNow + DedupTTL,
+				outcome: r.Outcome, index: index, fence: r.Lock.Fence})
 		}
 	}
+	r.Now = m.leaseNow
+	if len(freed) > 0 {
+		r.Freed = append(freed, r.Freed...)
+	}
+	return r
+}
+
+// act applies a command that is not a repeat.
+func (m *Machine) act(index uint64, c Command) Result {
 	var r Result
 	switch c.Kind {
 	case KindAcquire:
@@ -164,39 +199,39 @@ func (m *Machine) apply(index uint64, c Command) Result {
 		r = Result{Outcome: Announced}
 	}
 	r.Index = index
-	r.Now = m.leaseNow
-	if key != "" {
-		m.dedup.put(key, m.leaseNow+DedupTTL, r)
-	}
-	if len(freed) > 0 {
-		r.Freed = append(freed, r.Freed...)
-	}
 	return r
 }
 
-// replay answers a repeated request id. A refusal or a release is
-// answered as it was the first time. A grant or refresh is answered with
-// the lock as it is now, because the grant may have ended since (released,
-// expired, or undone because its first client went away): telling a retry
-// "you hold it" then would hand one lock to two clients. An ended grant is
-// answered as a refused acquire (Busy) or a refused refresh (NotHeld); a
-// retry that wants the lock again must ask under a new request id.
-func (m *Machine) replay(first Result) Result {
-	if first.Outcome != Granted && first.Outcome != Refreshed {
-		return first
-	}
-	cur, held := m.byName.Get(&Lock{Name: first.Lock.Name})
-	if held && cur.Token.Equal(first.Lock.Token) {
-		first.Lock = *cur
-		return first
-	}
-	if first.Outcome == Refreshed {
-		return Result{Outcome: NotHeld, Index: first.Index}
-	}
-	r := Result{Outcome: Busy, Index: first.Index}
-	if held {
+// acted reports an outcome that changed the lock table: only those are
+// remembered, because only they must never happen twice.
+func acted(o Outcome) bool {
+	return o == Granted || o == Released || o == Refreshed
+}
+
+// replay answers a repeated request id with what its first command did,
+// without acting again. A grant or refresh is answered with the lock as it
+// is now when that grant still holds it (same fence); a grant that has
+// ended since (released, expired, or undone because its first client went
+// away) is answered Ended, and a refresh of an ended grant NotHeld:
+// telling a repeat "you hold it" then would hand one lock to two clients,
+// and granting again would act twice.
+func (m *Machine) replay(c Command, first *dedupEntry) Result {
+	r := Result{Outcome: first.outcome, Index: first.index}
+	cur, held := m.byName.Get(&Lock{Name: c.Name})
+	stillHeld := held && cur.Fence == first.fence
+	switch first.outcome {
+	case Granted:
+		if !stillHeld {
+			return Result{Outcome: Ended, Index: first.index, Lock: Lock{Name: c.Name, Fence: first.fence}}
+		}
 		r.Lock = *cur
-		r.Lock.Token = Token{}
+	case Refreshed:
+		if !stillHeld {
+			return Result{Outcome: NotHeld, Index: first.index}
+		}
+		r.Lock = *cur
+	case Released:
+		r.Lock = Lock{Name: c.Name, Fence: first.fence}
 	}
 	return r
 }
@@ -249,11 +284,19 @@ func (m *Machine) acquire(index uint64, c Command) Result {
 		holder.Token = Token{}
 		return Result{Outcome: Busy, Lock: holder}
 	}
+	if m.byName.Len() >= m.lockLimit {
+		return Result{Outcome: TooManyLocks}
+	}
+	// The fence is the index unless an earlier command of this packed
+	// entry (or a packed entry before) already used it: tokens stay
+	// strictly increasing in grant order, and equal to the index for
+	// one grant per entry, as before packing.
+	m.lastFence = max(m.lastFence+1, index)
 	l := &Lock{
 		Name:      c.Name,
 		Token:     c.Token,
 		Owner:     c.Owner,
-		Fence:     index,
+		Fence:     m.lastFence,
 		GrantedAt: c.Stamp,
 		Lifetime:  c.Lifetime,
 		Deadline:  addSaturating(c.Stamp, c.Lifetime),
@@ -364,6 +407,46 @@ func (m *Machine) NextDeadline() (int64, bool) {
 	return l.Deadline, true
 }
 
+// DueBy lists, earliest deadline first, up to limit held locks that a
+// command stamped stamp would expire (the clock moves at most
+// MaxClockStep per command). The proposer hands these to waiters in the
+// same entry that expires them.
+func (m *Machine) DueBy(stamp int64, limit int) []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	clock := m.leaseNow
+	if stamp > clock {
+		clock = min(stamp, clock+MaxClockStep)
+	}
+	var out []string
+	m.byDeadline.Ascend(func(l *Lock) bool {
+		if l.Deadline > clock || len(out) >= limit {
+			return false
+		}
+		out = append(out, l.Name)
+		return true
+	})
+	return out
+}
+
+// Recall answers, from local applied state, what a repeat of c would be
+// told if its request id is remembered. It acts on nothing.
+func (m *Machine) Recall(c Command) (Result, bool) {
+	key := dedupKey(c)
+	if key == "" {
+		return Result{}, false
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	first, ok := m.dedup.get(key)
+	if !ok || first.expires <= m.leaseNow {
+		return Result{}, false
+	}
+	r := m.replay(c, first)
+	r.Duplicate, r.Now = true, m.leaseNow
+	return r, true
+}
+
 // APIURL is the API URL the node announced, or "".
 func (m *Machine) APIURL(nodeID string) string {
 	m.mu.RLock()
@@ -410,7 +493,7 @@ func (m *Machine) Restore(rc io.ReadCloser) error {
 	}
 	m.mu.Lock()
 	m.byName, m.byDeadline = st.byName, st.byDeadline
-	m.leaseNow, m.applied = st.leaseNow, st.applied
+	m.leaseNow, m.applied, m.lastFence = st.leaseNow, st.applied, st.lastFence
 	m.nodes, m.dedup = st.nodes, st.dedup
 	m.mu.Unlock()
 	return nil
