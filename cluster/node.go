@@ -37,6 +37,10 @@ type Node struct {
 	raftRef atomic.Pointer[raft.Raft]
 	store   *raftboltdb.BoltStore
 	clock   *leaseClock
+	// proposer packs commands into entries (group commit).
+	proposer proposer
+	// handoff is the waiting layer, asked for next holders while sealing.
+	handoff atomic.Pointer[Handoff]
 
 	// notify receives Raft's leadership changes; watchLeadership always
 	// drains it.
@@ -80,6 +84,7 @@ func Start(cfg Config) (*Node, error) {
 		raftStopped:   make(chan struct{}),
 		notify:        make(chan bool, 64),
 	}
+	n.proposer.n = n
 	n.fsm = fsm.New(fsm.Options{OnApply: n.onApply})
 	if err := n.open(); err != nil {
 		if n.raft != nil {
