@@ -50,11 +50,11 @@ func (n *Node) Refresh(ctx context.Context, name string, token fsm.Token, lifeti
 	})
 }
 
-// Recall answers, from this node's applied state, what a repeat of an
-// acquire of name under requestID would be told, if that id already
-// acted. It proposes nothing.
-func (n *Node) Recall(name, requestID string) (fsm.Result, bool) {
-	return n.fsm.Recall(fsm.Command{Kind: fsm.KindAcquire, Name: name, RequestID: requestID})
+// Recall answers, from this node's applied state, what a repeat of a
+// command of kind on name under requestID would be told, if that id
+// already acted. It proposes nothing.
+func (n *Node) Recall(kind fsm.Kind, name, requestID string) (fsm.Result, bool) {
+	return n.fsm.Recall(fsm.Command{Kind: kind, Name: name, RequestID: requestID})
 }
 
 // millis rounds up, so a lifetime is never shortened by truncation.
