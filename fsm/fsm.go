@@ -65,8 +65,8 @@ type Machine struct {
 	byDeadline *btree.BTreeG[*Lock]
 	leaseNow   int64
 	applied    uint64
-	lastFence  uint64 // the fence of the latest grant
-	lockLimit  int    // MaxLocks; tests lower it
+	lastFence  uint64            // the fence of the latest grant
+	lockLimit  int               // MaxLocks; tests lower it
 	nodes      map[string]string // node id -> advertised API URL
 	dedup      dedupTable
 }

@@ -27,22 +27,22 @@ var ErrBadSnapshot = errors.New("fsm: unreadable snapshot")
 // copy-on-write clone and dedup entries are immutable, so building one is
 // cheap and Persist can run while Apply goes on.
 type frozen struct {
-	byName   *btree.BTreeG[*Lock]
+	byName    *btree.BTreeG[*Lock]
 	leaseNow  int64
 	applied   uint64
 	lastFence uint64
 	nodes     []NodeURL
-	dedup    []*dedupEntry
+	dedup     []*dedupEntry
 }
 
 func (m *Machine) freeze() *frozen {
 	return &frozen{
-		byName:   m.byName.Clone(),
+		byName:    m.byName.Clone(),
 		leaseNow:  m.leaseNow,
 		applied:   m.applied,
 		lastFence: m.lastFence,
-		nodes:    sortedNodes(m.nodes),
-		dedup:    m.dedup.live(),
+		nodes:     sortedNodes(m.nodes),
+		dedup:     m.dedup.live(),
 	}
 }
 
