@@ -10,9 +10,9 @@ import (
 
 // Group commit (issue 11).
 //
-// Every proposal goes through one queue. While an entry is in flight, the
-// commands that arrive collect in the queue; when it commits, the next
-// entry takes all of them (up to fsm.MaxPackCount commands and
+// Every proposal goes through one queue. While entries are in flight (at
+// most maxInFlight), the commands that arrive collect in the queue; when
+// one commits, the next entry takes all of them (up to fsm.MaxPackCount commands and
 // fsm.MaxPackBytes bytes) in arrival order. There is no timer: a lone
 // command finds nothing in flight and is proposed at once, so it pays
 // nothing for packing, and under load one entry, one fsync and one round
@@ -29,10 +29,12 @@ import (
 // expiries). The next holder is then granted by the very entry that frees
 // the lock: same commit, same log index.
 
-// maxInFlight is how many entries the proposer keeps in Raft at once. One
-// means "the next entry collects while this one commits": the batching
-// then follows the commit latency with no tuning.
-const maxInFlight = 1
+// maxInFlight is how many entries the proposer keeps in Raft at once;
+// while they commit, the next entry collects what arrives, so batching
+// follows the commit latency with no tuning. Two lets the leader write one
+// entry while the previous one is replicated (measured: about +20 % pairs/s
+// at 64 proposers over one, noisy; more did not help).
+const maxInFlight = 2
 
 // maxHandoffsPerEntry bounds the expiry grants one entry carries.
 const maxHandoffsPerEntry = 256
