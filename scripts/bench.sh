@@ -44,7 +44,15 @@ if [ "$smoke" = 1 ]; then
   etcd=0 duration=1s warmup=200ms workers=1,8
 fi
 
-kit=${BENCH_KIT:-$root/../shared/bench}
+# The kit sits next to the checkout (../shared/bench), or one level up
+# for a worktree in a subdirectory.
+kit=${BENCH_KIT:-}
+if [ -z "$kit" ]; then
+  for k in "$root/../shared/bench" "$root/../../shared/bench"; do
+    if [ -d "$k" ]; then kit=$(cd "$k" && pwd); break; fi
+  done
+  kit=${kit:-$root/../shared/bench}
+fi
 etcdbin=${ETCD_BIN:-/tmp/etcdref/bin}
 work=$(mktemp -d /tmp/ddbench.XXXXXX)
 pids=()
