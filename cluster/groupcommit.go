@@ -20,7 +20,7 @@ import (
 //
 // The entry is stamped once, when it is sealed: the stamp is a leader
 // clock reading taken after every packed command reached the leader, as
-// DESIGN section 4 requires of each stamp.
+// docs/design.md, The lease clock, requires of each stamp.
 //
 // Handing over in one commit: when sealing an entry, the proposer asks the
 // Handoff (the waiting layer) for the next holder of every lock the entry

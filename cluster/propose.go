@@ -103,7 +103,8 @@ func (n *Node) proposeCtx(ctx context.Context, c fsm.Command) (fsm.Result, error
 	}
 }
 
-// classify sorts Raft's errors into the three outcomes of DESIGN section 6.
+// classify sorts Raft's errors into the three outcomes of docs/design.md,
+// Outcomes.
 func classify(err error) error {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader):

@@ -1,6 +1,6 @@
 package fsm
 
-// Request-id deduplication (DESIGN section 6).
+// Request-id deduplication (docs/design.md, Request ids and idempotency).
 //
 // The table remembers, for DedupTTL on the lease clock, every request id
 // whose command acted: a grant, a release, a refresh. A repeat of one of

@@ -10,7 +10,7 @@ import (
 	"github.com/doubledutch/doubledutch/fsm"
 )
 
-// Waiting for a lock (DESIGN section 8).
+// Waiting for a lock (docs/design.md, Waiting for a lock).
 //
 // Each contended name has a FIFO queue of waiters. A waiter is the
 // request's own goroutine parked in a select: a small struct, a one-slot

@@ -5,7 +5,8 @@
 // refusals decided from the leader's applied state without proposing.
 //
 // api decodes a request, calls Acquire, Release or Refresh, and encodes
-// the answer; everything about waiting lives here (DESIGN section 8).
+// the answer; everything about waiting lives here (docs/design.md,
+// Waiting for a lock).
 package locking
 
 import (
