@@ -73,3 +73,65 @@ func (d *dedupTable) live() []*dedupEntry {
 }
 
 func (d *dedupTable) len() int { return len(d.byKey) }
+
+// acted reports an outcome that changed the lock table: only those are
+// remembered, because only they must never happen twice.
+func acted(o Outcome) bool {
+	return o == Granted || o == Released || o == Refreshed
+}
+
+// replay answers a repeated request id with what its first command did,
+// without acting again. A grant or refresh is answered with the lock as it
+// is now when that grant still holds it (same fence); a grant that has
+// ended since (released, expired, or undone because its first client went
+// away) is answered Ended, and a refresh of an ended grant NotHeld:
+// telling a repeat "you hold it" then would hand one lock to two clients,
+// and granting again would act twice.
+func (m *Machine) replay(c Command, first *dedupEntry) Result {
+	r := Result{Outcome: first.outcome, Index: first.index}
+	cur, held := m.byName.Get(&Lock{Name: c.Name})
+	stillHeld := held && cur.Fence == first.fence
+	switch first.outcome {
+	case Granted:
+		if !stillHeld {
+			return Result{Outcome: Ended, Index: first.index, Lock: Lock{Name: c.Name, Fence: first.fence}}
+		}
+		r.Lock = *cur
+	case Refreshed:
+		if !stillHeld {
+			return Result{Outcome: NotHeld, Index: first.index}
+		}
+		r.Lock = *cur
+	case Released:
+		r.Lock = Lock{Name: c.Name, Fence: first.fence}
+	}
+	return r
+}
+
+// dedupKey scopes a request id to the command kind and lock name, so an id
+// reused for another operation or another lock is never answered with a
+// first answer that was not its own (which could reveal a session token).
+func dedupKey(c Command) string {
+	if c.RequestID == "" {
+		return ""
+	}
+	return string(rune('0'+c.Kind)) + c.Name + "\x00" + c.RequestID
+}
+
+// Recall answers, from local applied state, what a repeat of c would be
+// told if its request id is remembered. It acts on nothing.
+func (m *Machine) Recall(c Command) (Result, bool) {
+	key := dedupKey(c)
+	if key == "" {
+		return Result{}, false
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	first, ok := m.dedup.get(key)
+	if !ok || first.expires <= m.leaseNow {
+		return Result{}, false
+	}
+	r := m.replay(c, first)
+	r.Duplicate, r.Now = true, m.leaseNow
+	return r, true
+}

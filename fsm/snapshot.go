@@ -178,19 +178,7 @@ func readState(rd io.Reader) (*state, error) {
 		id := r.string()
 		st.nodes[id] = r.string()
 	}
-	var prev *Lock
-	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
-		l := r.lock()
-		if prev != nil && l.Name <= prev.Name {
-			// Persist writes names strictly ascending; anything else
-			// would leave the two indexes disagreeing.
-			r.fail(errors.New("lock names out of order"))
-			break
-		}
-		prev = l
-		st.byName.ReplaceOrInsert(l)
-		st.byDeadline.ReplaceOrInsert(l)
-	}
+	r.locksInto(st)
 	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
 		if e := r.dedupEntry(v1); r.err == nil {
 			st.dedup.put(e)
@@ -203,6 +191,23 @@ func readState(rd io.Reader) (*state, error) {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadSnapshot, len(r.buf))
 	}
 	return st, nil
+}
+
+// locksInto reads the snapshot's locks into both of st's indexes.
+func (r *reader) locksInto(st *state) {
+	var prev *Lock
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		l := r.lock()
+		if prev != nil && l.Name <= prev.Name {
+			// Persist writes names strictly ascending; anything else
+			// would leave the two indexes disagreeing.
+			r.fail(errors.New("lock names out of order"))
+			return
+		}
+		prev = l
+		st.byName.ReplaceOrInsert(l)
+		st.byDeadline.ReplaceOrInsert(l)
+	}
 }
 
 // WriteSnapshot writes the current state in snapshot form. Two machines
