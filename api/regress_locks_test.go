@@ -2,12 +2,15 @@ package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/doubledutch/doubledutch/cluster"
 	"github.com/doubledutch/doubledutch/fsm"
 )
 
@@ -142,4 +145,20 @@ func mustToken(t *testing.T, s string) fsm.Token {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// Issue 10 item 5: every proposal's context carries Config.ProposeTimeout
+// (the cluster now honours it: cluster's TestProposalHonoursContext), and
+// a proposal still in flight when it passes is answered unknown_outcome.
+func TestProposeTimeoutBoundsProposals(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.ProposeTimeout = 50 * time.Millisecond })
+	h.f.setOnPropose(func(ctx context.Context, _ fsm.Command) error {
+		if _, ok := ctx.Deadline(); !ok {
+			return errors.New("proposed without a deadline")
+		}
+		<-ctx.Done() // the commit never comes
+		return fmt.Errorf("%w: %w", cluster.ErrUnknownOutcome, ctx.Err())
+	})
+	rec := h.v1(http.MethodPost, "/v1/locks/q", `{"request_id":"timeout-0123456789"}`)
+	wantError(t, rec, http.StatusGatewayTimeout, "unknown_outcome")
 }
