@@ -176,7 +176,7 @@ func TestRetryClaimingAnAbandonedGrantKeepsIt(t *testing.T) {
 	h.f.stateMu.Lock()
 	h.f.afterApply = func(c fsm.Command, r fsm.Result) {
 		if c.Owner == "A" && r.Outcome == fsm.Granted && !r.Duplicate && retry == nil {
-			cancelA() // the client gives up on its first attempt ...
+			cancelA()                                          // the client gives up on its first attempt ...
 			retry = h.v1(http.MethodPost, "/v1/locks/q", body) // ... and retries at once
 		}
 	}
