@@ -228,6 +228,6 @@ func (s *Server) opsView() opsView {
 // waitersTotal and waitersFor are the operations code's only reads of the
 // waiting layer (metrics, the lock listing), kept here so that moving that
 // layer changes one place.
-func (s *Server) waitersTotal() int { return s.waits.size() }
+func (s *Server) waitersTotal() int { return s.locks.Size() }
 
-func (s *Server) waitersFor(name string) int { return s.waits.count(name) }
+func (s *Server) waitersFor(name string) int { return s.locks.Waiters(name) }

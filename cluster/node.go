@@ -41,6 +41,10 @@ type Node struct {
 	store   *raftboltdb.BoltStore
 	clock   *leaseClock
 	ops     opsState // operations bookkeeping (ops.go)
+	// proposer packs commands into entries (group commit).
+	proposer proposer
+	// handoff is the waiting layer, asked for next holders while sealing.
+	handoff atomic.Pointer[Handoff]
 
 	// notify receives Raft's leadership changes; watchLeadership always
 	// drains it.
@@ -87,6 +91,7 @@ func Start(cfg Config) (*Node, error) {
 		raftStopped:   make(chan struct{}),
 		notify:        make(chan bool, 64),
 	}
+	n.proposer.n = n
 	n.fsm = fsm.New(fsm.Options{OnApply: n.onApply})
 	if err := n.open(); err != nil {
 		if n.raft != nil {
