@@ -65,7 +65,7 @@ type schedule struct {
 	nClients int
 	// fallback draws what depends on the cluster's timing, so that the
 	// schedule's own draws (rng) stay the same for a seed.
-	fallback         *rand.Rand
+	fallback                *rand.Rand
 	kills, isolation, wipes int
 }
 
