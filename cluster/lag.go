@@ -41,6 +41,10 @@ type Lag struct {
 	MaxBehind uint64
 	// ShuttingDown is true once Close or Kill began.
 	ShuttingDown bool
+	// DiskFree is the free space (bytes) where the data directory lives,
+	// and DiskLow whether it is below the low mark (Config.DiskLowBytes).
+	DiskFree uint64
+	DiskLow  bool
 }
 
 // StaleReadErr says why a stale read must be refused (ErrTooStale), or
@@ -55,7 +59,7 @@ func (l Lag) StaleReadErr() error {
 	return nil
 }
 
-// Lag reports this node's progress. It is cheap (no disk, no RPC).
+// Lag reports this node's progress. It is cheap (one statfs, no RPC).
 func (n *Node) Lag() Lag {
 	l := Lag{
 		LeaderID:  n.Leader().ID,
@@ -74,6 +78,9 @@ func (n *Node) Lag() Lag {
 		l.Contacted, l.SinceContact = true, time.Since(last)
 	}
 	l.CaughtUp = n.caughtUpSinceStart(l)
+	if free, _, err := diskSpace(n.cfg.DataDir); err == nil {
+		l.DiskFree, l.DiskLow = free, n.diskLow(free)
+	}
 	select {
 	case <-n.closing:
 		l.ShuttingDown = true
