@@ -150,13 +150,7 @@ func TestFullDiskOnAFollower(t *testing.T) {
 		}
 		c.StaleReadMaxBehind = 100
 	})
-	lead := tc.leader()
-	if lead.ID() == "n3" {
-		if err := lead.raft.LeadershipTransfer().Error(); err != nil {
-			t.Fatal(err)
-		}
-		lead = tc.leader()
-	}
+	lead := tc.leaderNot("n3")
 	f := tc.nodes[2]
 	tc.acquire("before", time.Hour)
 	filler := fillDisk(t, mnt)
