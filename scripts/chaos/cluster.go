@@ -106,7 +106,7 @@ func newNode(cfg ClusterConfig, i int, raftAddr, proxyAddr, voters string) (*nod
 		"--heartbeat-timeout", cfg.Heartbeat.String(), "--election-timeout", cfg.Election.String(),
 		"--leader-lease-timeout", cfg.LeaderLease.String(),
 		// Small snapshots, so restarts also exercise snapshot restore.
-		"--snapshot-interval", "5s", "--snapshot-threshold", "1024",
+		"--snapshot-interval", "2s", "--snapshot-threshold", "256",
 	}
 	return &node{idx: i, id: id, bin: cfg.Bin, args: args,
 		env:     childEnv(append([]string{"DOUBLEDUTCH_API_KEY=" + apiKey}, cfg.ExtraEnv...)...),
