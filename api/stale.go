@@ -50,7 +50,7 @@ type healthResponse struct {
 	LastContact any  `json:"last_contact"`
 	CaughtUp    bool `json:"caught_up"`
 	// Guarded: this node forgot Raft state and withholds its vote until
-	// caught up (README, "A wiped voter forgets...").
+	// caught up (docs/design.md, The vote guard).
 	Guarded bool `json:"guarded"`
 	// DiskFree is the free space where the data directory lives (bytes);
 	// DiskLow is true below the node's low mark (a warning is logged).

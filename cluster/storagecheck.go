@@ -63,7 +63,7 @@ type startState struct {
 }
 
 // inspectStorage checks, before Raft starts, that what the data directory
-// holds is consistent (README.md, "A wiped voter forgets..."):
+// holds is consistent (docs/design.md, Storage faults):
 //   - a current term is recorded when log entries or snapshots exist;
 //   - the recorded term is not behind the newest snapshot's term;
 //   - the log continues from a snapshot that can be read (else Raft would

@@ -38,7 +38,7 @@ var errNotCaughtUp = errors.New("cluster: not campaigning: this node forgot Raft
 //
 // The guard is recorded in the data directory (guardFile) and removed
 // only when lifted, so a node restarted in the middle of catching up is
-// guarded again. README.md ("A wiped voter forgets...") has the argument.
+// guarded again. docs/design.md, The vote guard, has the argument.
 type voteGuard struct {
 	*raft.NetworkTransport
 	node    *Node

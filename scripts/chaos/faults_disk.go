@@ -13,8 +13,8 @@ import (
 // follower lags (cut off); the first time, and then half the time, the
 // leader is then killed too, so the wiped node and the lagging one are
 // alone together. The vote
-// guard must keep the wiped node from electing the lagging one (README,
-// "A wiped voter forgets..."); the history checks see any lost grant.
+// guard must keep the wiped node from electing the lagging one
+// (docs/design.md, The vote guard); the history checks see any lost grant.
 func (s *schedule) wipe(ctx context.Context) (string, bool) {
 	leader, found := s.leaderOr(ctx)
 	n := len(s.c.nodes)
