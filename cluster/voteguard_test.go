@@ -170,3 +170,28 @@ func TestVoteGuardIgnoresDeposedLeaderMessages(t *testing.T) {
 	}
 	g.guarded.Store(false)
 }
+
+// The leader's first message after a restart carries its next index for
+// the node as the previous entry: above everything the node acknowledged
+// in this term, which the leader may still count towards a commit (its
+// match index never goes down). The guard holds until the log reaches it,
+// even when the commit index is lower.
+func TestVoteGuardWaitsForTheLeadersNextIndex(t *testing.T) {
+	tc := newTestCluster(t, 3, nil)
+	lead := tc.leader()
+	tc.acquire("a", time.Hour)
+	f := tc.nodes[(tc.index(lead)+1)%3]
+	g := f.guard
+	term := f.raft.CurrentTerm()
+	next := lead.raft.LastIndex() + 40
+	g.guarded.Store(true)
+	g.noteAppend(&raft.AppendEntriesRequest{Term: term, PrevLogEntry: next, LeaderCommitIndex: lead.raft.CommitIndex()})
+	if g.caughtUp() {
+		t.Fatal("guard lifted below the previous-entry index the leader sent")
+	}
+	fillLog(t, lead, 60)
+	waitFor(t, 10*time.Second, "guard lifted past that index", func() bool { return !g.isGuarded() })
+	if last := f.raft.LastIndex(); last < next {
+		t.Fatalf("lifted at %d, below %d", last, next)
+	}
+}
