@@ -100,9 +100,10 @@ func Start(cfg Config) (*Node, error) {
 		n.closeStores()
 		return nil, err
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.watchLeadership()
 	n.watchRaft()
+	go n.watchDisk()
 	return n, nil
 }
 
@@ -130,7 +131,12 @@ func (n *Node) open() error {
 		return err
 	}
 	if st.guard != "" {
-		n.log.Warn("starting guarded: no votes or campaigns until caught up with a leader", "reason", st.guard)
+		// An empty directory is also every brand-new node: not alarming.
+		logf := n.log.Warn
+		if !st.existing {
+			logf = n.log.Info
+		}
+		logf("starting guarded: no votes or campaigns until caught up with a leader", "reason", st.guard)
 		if err := n.writeGuardFile(st.guard); err != nil {
 			return err
 		}

@@ -147,6 +147,25 @@ func TestPersistWriteErrorCancelsSink(t *testing.T) {
 	}
 }
 
+type failCancelSink struct{ failSink }
+
+var errCancel = errors.New("cancel failed")
+
+func (s *failCancelSink) Cancel() error { s.cancelled = true; return errCancel }
+
+// A Cancel that fails (a full disk cannot flush) is reported with the
+// write's error, not dropped.
+func TestPersistReportsCancelError(t *testing.T) {
+	r := newRig(t)
+	r.do(acq(1000, "a", 1, 5000))
+	snap, _ := r.m.Snapshot()
+	var sink failCancelSink
+	err := snap.Persist(&sink)
+	if !errors.Is(err, errBoom) || !errors.Is(err, errCancel) || !sink.cancelled {
+		t.Errorf("Persist error %v (cancelled %v), want both the write's and the cancel's", err, sink.cancelled)
+	}
+}
+
 // corruptions returns damaged copies of a good snapshot: every truncation,
 // a trailing byte, and a bad header.
 func corruptions(good []byte) map[string][]byte {
