@@ -148,7 +148,7 @@ func acquireAll(t *testing.T, c *client.Client, prefix string, count int) map[st
 		var l *client.Lock
 		waitUntil(t, 20*time.Second, "acquire "+name, func() bool {
 			var err error
-			l, err = c.Acquire(context.Background(), name, client.AcquireOptions{Lifetime: time.Hour, RequestID: "rid-" + name})
+			l, err = c.Acquire(context.Background(), name, client.AcquireOptions{Lifetime: time.Hour, RequestID: "rid-0123456789abcdef-" + name})
 			return err == nil
 		})
 		out[name] = l.FencingToken
@@ -274,8 +274,9 @@ func damagedDir(t *testing.T, count int, snapshots int, damage func(dir string))
 // non-zero status and one clear line naming file and recovery.
 func startDamaged(t *testing.T, bin, dir, file string) {
 	t.Helper()
+	raftAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cmd := exec.Command(bin, "serve", "--node-id", "node1", "--listen", "127.0.0.1:0", "--http", "--api-key", testKey,
-		"--raft-bind", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--data-dir", dir, "--log-level", "error")
+		"--raft-bind", raftAddr, "--voters", "node1="+raftAddr, "--data-dir", dir, "--log-level", "error")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -374,23 +375,17 @@ func TestProcessFarBehindFollowerRefusesStaleReads(t *testing.T) {
 	filler := filepath.Join(mnt, "filler")
 	fillFile(t, filler)
 	c := pc.client(0, 1)
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := w; i < 1500; i += 8 {
-				name := fmt.Sprintf("behind-%d", i)
-				if _, err := c.Acquire(context.Background(), name, client.AcquireOptions{Lifetime: time.Hour, RequestID: "rid-" + name}); err != nil {
-					t.Errorf("acquire %s: %v", name, err)
-					return
-				}
-			}
-		}(w)
+	// One acquire at a time: a lone proposal is one log entry, so the
+	// follower falls more than StaleReadMaxBehind entries behind (with
+	// concurrent proposals, group commit would pack them into fewer).
+	for i := 0; i < 1300; i++ {
+		name := fmt.Sprintf("behind-%d", i)
+		if _, err := c.Acquire(context.Background(), name, client.AcquireOptions{Lifetime: time.Hour, RequestID: "rid-0123456789abcdef-" + name}); err != nil {
+			t.Fatalf("acquire %s: %v", name, err)
+		}
 	}
-	wg.Wait()
 	staleRead := func() (int, http.Header) {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+pc.nodes[2].api+"/v1/locks/behind-1499?stale=true", nil)
+		req, _ := http.NewRequest(http.MethodGet, "http://"+pc.nodes[2].api+"/v1/locks/behind-1299?stale=true", nil)
 		req.Header.Set("Authorization", "Bearer "+testKey)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
