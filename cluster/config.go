@@ -44,11 +44,13 @@ type Config struct {
 	RaftClientTLS *tls.Config
 
 	// TickInterval is the safety-net tick while locks are held (the
-	// original's "precision"). Default 333 ms.
+	// original's "precision"). Default 333 ms, at most MaxTickInterval.
 	TickInterval time.Duration
 	// StallThreshold: a leader whose clock goroutine was not scheduled for
 	// this long stops stamping until it has verified leadership again; the
-	// stalled time is not counted. Default 2 s.
+	// stalled time is not counted. Default 2 s, between MinStallThreshold
+	// and MaxStallThreshold. The clock goroutine beats every quarter of it,
+	// whatever TickInterval is, so a long tick never looks like a stall.
 	StallThreshold     time.Duration
 	HeartbeatTimeout   time.Duration // default 1 s
 	ElectionTimeout    time.Duration // default 1 s
@@ -66,6 +68,22 @@ type Config struct {
 	// Logger is the root logger; the node and Raft use named children.
 	Logger hclog.Logger
 }
+
+// Bounds on the clock settings (Validate). MaxTickInterval matches the
+// original command line's bound on "p"; an idle leader ticks every
+// MaxClockStep/2 anyway, so longer ticks only thin out the safety net. A stall threshold below MinStallThreshold would flag ordinary scheduling
+// jitter on a loaded machine as stalls, and one above MaxStallThreshold
+// would let a paused leader stamp after a pause that long.
+const (
+	MaxTickInterval   = time.Minute
+	MinStallThreshold = 200 * time.Millisecond
+	MaxStallThreshold = 10 * time.Second
+)
+
+// beatInterval is how often the leader's clock goroutine wakes at the
+// least: a quarter of the stall threshold, so that only a pause of several
+// missed beats counts as a stall, independent of the tick setting.
+func (c *Config) beatInterval() time.Duration { return c.StallThreshold / 4 }
 
 func (c *Config) setDefaults() {
 	def := func(d *time.Duration, v time.Duration) {
@@ -123,6 +141,17 @@ func (c *Config) Validate() error {
 	}
 	if c.TickInterval < 0 || c.StallThreshold < 0 || c.ApplyTimeout < 0 {
 		return errors.New("cluster: durations must not be negative")
+	}
+	return c.validateClock()
+}
+
+// validateClock checks the clock settings against their bounds.
+func (c *Config) validateClock() error {
+	if c.TickInterval > MaxTickInterval {
+		return fmt.Errorf("cluster: tick interval %v exceeds the maximum %v", c.TickInterval, MaxTickInterval)
+	}
+	if c.StallThreshold < MinStallThreshold || c.StallThreshold > MaxStallThreshold {
+		return fmt.Errorf("cluster: stall threshold %v is outside [%v, %v]", c.StallThreshold, MinStallThreshold, MaxStallThreshold)
 	}
 	return nil
 }

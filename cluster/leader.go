@@ -114,7 +114,7 @@ func (n *Node) driveExpiry(t *leaderTerm) {
 		deadline, held := n.fsm.NextDeadline()
 		now, err := n.clock.now()
 		if err != nil {
-			timer.Reset(n.cfg.TickInterval)
+			timer.Reset(n.cfg.beatInterval())
 			continue
 		}
 		sinceTick := time.Since(time.Unix(0, t.lastTick.Load()))
@@ -132,9 +132,10 @@ func (n *Node) driveExpiry(t *leaderTerm) {
 }
 
 // nextWake arms the timer for the earliest deadline, but never later than
-// one TickInterval, so the clock keeps beating.
+// one TickInterval or one beat interval, so the clock keeps beating often
+// enough for the stall detector whatever the tick setting.
 func (n *Node) nextWake(t *leaderTerm, deadline int64, held bool, now int64) time.Duration {
-	wait := n.cfg.TickInterval
+	wait := min(n.cfg.TickInterval, n.cfg.beatInterval())
 	if held {
 		t.armed.Store(deadline)
 		if until := time.Duration(deadline-now) * time.Millisecond; until < wait {
