@@ -37,6 +37,8 @@ type Node struct {
 	raftRef atomic.Pointer[raft.Raft]
 	store   *raftboltdb.BoltStore
 	clock   *leaseClock
+	// tracker is the FSM Raft drives: fsm plus configuration entries.
+	tracker *appliedTracker
 
 	// notify receives Raft's leadership changes; watchLeadership always
 	// drains it.
@@ -81,6 +83,7 @@ func Start(cfg Config) (*Node, error) {
 		notify:        make(chan bool, 64),
 	}
 	n.fsm = fsm.New(fsm.Options{OnApply: n.onApply})
+	n.tracker = &appliedTracker{Machine: n.fsm, node: n}
 	if err := n.open(); err != nil {
 		if n.raft != nil {
 			_ = n.raft.Shutdown().Error()
@@ -122,7 +125,7 @@ func (n *Node) open() error {
 	}
 	n.guard = newVoteGuard(n, n.trans, logs, !has)
 	rc := n.raftConfig()
-	n.raft, err = raft.NewRaft(rc, n.fsm, logs, store, snaps, n.guard)
+	n.raft, err = raft.NewRaft(rc, n.tracker, logs, store, snaps, n.guard)
 	if err != nil {
 		return fmt.Errorf("cluster: start raft: %w", err)
 	}

@@ -99,7 +99,7 @@ func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
 		n.appliedMu.Lock()
 		ch := n.appliedNotify
 		n.appliedMu.Unlock()
-		if n.fsm.AppliedIndex() >= idx {
+		if n.appliedIndex() >= idx {
 			return nil
 		}
 		select {
@@ -139,7 +139,7 @@ func (n *Node) State() State {
 		Leader:       n.Leader(),
 		Term:         num("term"),
 		CommitIndex:  n.raft.CommitIndex(),
-		AppliedIndex: n.fsm.AppliedIndex(),
+		AppliedIndex: n.appliedIndex(),
 		LastIndex:    n.raft.LastIndex(),
 		LeaseNow:     n.fsm.Now(),
 		LastContact:  n.staleness(),
