@@ -132,9 +132,11 @@ func (n *Node) open() error {
 	n.raftRef.Store(n.raft)
 	if has || len(n.cfg.Voters) == 0 {
 		n.log.Info("starting from existing state", "existing", has)
-		return nil
+	} else if err := n.bootstrap(); err != nil {
+		return err
 	}
-	return n.bootstrap()
+	n.campaignIfAlone()
+	return nil
 }
 
 // bootstrap writes the shared voter list as the first configuration. Every
