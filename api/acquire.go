@@ -37,6 +37,7 @@ type acquireParams struct {
 // error. A grant whose client went away before it committed is released
 // at once, so that no lock is held for nobody.
 func (s *Server) acquire(ctx context.Context, p acquireParams) (fsm.Result, error) {
+	p.Wait = max(p.Wait-leaderWaited(ctx), 0) // time spent waiting for a leader counts
 	res, err := s.acquireOrWait(ctx, p)
 	if err == nil && res.Outcome == fsm.Granted && ctx.Err() != nil {
 		s.releaseAbandoned(ctx, res.Lock)

@@ -22,6 +22,7 @@ const (
 	DefaultMaxBodyBytes      = 64 << 10
 	DefaultProposeTimeout    = 10 * time.Second
 	DefaultRetryAfter        = time.Second
+	DefaultLeaderWait        = 5 * time.Second
 	DefaultListLimit         = 100  // GET /v1/locks page size without limit=
 	MaxListLimit             = 1000 // the largest limit= accepted
 	// MaxRequestIDLength bounds client request ids; api appends a short
@@ -68,6 +69,11 @@ type Config struct {
 	ProposeTimeout time.Duration
 	// RetryAfter is the Retry-After hint sent with 429 and 503 answers.
 	RetryAfter time.Duration
+	// LeaderWait bounds how long a request that needs the leader waits
+	// for one while none is known (an election, a leader starting or just
+	// lost) before it gets 503 no_leader. Default 5 s. It applies also to
+	// acquires with no lock wait, and is charged against a lock wait.
+	LeaderWait time.Duration
 }
 
 // errNoAPIKey is returned by New for a Config without a key.
@@ -86,6 +92,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDur(&c.MaxWait, DefaultMaxWait)
 	setDur(&c.ProposeTimeout, DefaultProposeTimeout)
 	setDur(&c.RetryAfter, DefaultRetryAfter)
+	setDur(&c.LeaderWait, DefaultLeaderWait)
 	setInt(&c.MaxWaiters, DefaultMaxWaiters)
 	setInt(&c.MaxWaitersPerName, DefaultMaxWaitersPerName)
 	setInt(&c.MaxNameLength, DefaultMaxNameLength)

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/doubledutch/doubledutch/cluster"
 )
@@ -37,7 +38,7 @@ func TestFollowerRedirectsWithMethodPathAndQuery(t *testing.T) {
 }
 
 func TestNoLeaderIs503WithRetryAfter(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, func(c *Config) { c.LeaderWait = 50 * time.Millisecond })
 	for _, li := range []cluster.LeaderInfo{
 		{},         // no leader known
 		{ID: "n2"}, // leader known, URL not yet announced

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/julienschmidt/httprouter"
@@ -26,6 +27,10 @@ type Server struct {
 
 	closeOnce   sync.Once
 	unsubscribe func()
+	// leaderChanged wakes requests waiting for a leader; leaderWaiters
+	// counts them.
+	leaderChanged leaderSignal
+	leaderWaiters atomic.Int32
 }
 
 // New builds the API of one node on top of c. log may be nil (no logging).
@@ -80,6 +85,9 @@ func (s *Server) onEvent(ev cluster.Event) {
 		} else {
 			s.waits.lostLeadership()
 		}
+		s.leaderChanged.fire()
+	case cluster.EventLeaderChanged:
+		s.leaderChanged.fire()
 	}
 }
 

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -184,7 +186,9 @@ func TestWaiterTimesOutOnALongLock(t *testing.T) {
 	}
 }
 
-func TestLeadershipLossEndsWaiters(t *testing.T) {
+// A waiter whose leader steps down has nothing in flight: it is carried
+// to the next leader with a 307 that keeps what is left of its wait.
+func TestLeadershipLossCarriesWaiters(t *testing.T) {
 	h := newHarness(t)
 	h.acquire("q", "")
 	v1 := h.waitFor(context.Background(), "q", `{"wait":20}`)
@@ -194,10 +198,16 @@ func TestLeadershipLossEndsWaiters(t *testing.T) {
 	})
 	eventually(t, "legacy waiter", func() bool { return h.s.waits.count("q") == before+1 })
 	h.f.setLeader(otherLeader)
-	wantError(t, await(t, v1), http.StatusServiceUnavailable, "leader_changed")
+	if rec := await(t, v1); rec.Code != http.StatusTemporaryRedirect || rec.Header().Get("Location") != "https://n2.test:8443/v1/locks/q" {
+		t.Fatalf("v1 waiter: %d %v", rec.Code, rec.Header())
+	}
 	rec := await(t, legacy)
-	if m := wantError(t, rec, http.StatusServiceUnavailable, "leader_changed"); m["lockacquired"] != false || rec.Header().Get("Retry-After") == "" {
-		t.Fatalf("legacy answer %v", m)
+	loc, err := url.Parse(rec.Header().Get("Location"))
+	if rec.Code != http.StatusTemporaryRedirect || err != nil || loc.Host != "n2.test:8443" {
+		t.Fatalf("legacy waiter: %d %v", rec.Code, rec.Header())
+	}
+	if left, err := strconv.ParseFloat(loc.Query().Get("timeout"), 64); err != nil || left > 20 || left < 10 || loc.Query().Get("lockname") != "q" {
+		t.Fatalf("legacy waiter carried as %s", loc)
 	}
 	if h.s.waits.size() != 0 {
 		t.Fatal("waiters left behind")

@@ -36,6 +36,9 @@ func (n *Node) onApply(r fsm.Result) {
 		n.guard.caughtUp() // lift the guard while the term is still the leader's
 	}
 	n.notifyApplied()
+	if r.Outcome == fsm.Announced {
+		n.emit(Event{Kind: EventLeaderChanged})
+	}
 	if len(r.Freed) > 0 {
 		n.emit(Event{Kind: EventFreed, Names: r.Freed})
 	}

@@ -113,8 +113,13 @@ func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
 }
 
 // Leader says who leads and where its API is, as far as this node knows.
+// A follower that has not heard from its leader for a few heartbeat
+// intervals knows none (see staleLeaderAfter).
 func (n *Node) Leader() LeaderInfo {
 	_, id := n.raft.LeaderWithID()
+	if !n.leaderFresh(string(id)) {
+		id = ""
+	}
 	info := LeaderInfo{ID: string(id)}
 	if id != "" {
 		info.APIURL = n.fsm.APIURL(string(id))

@@ -52,6 +52,11 @@ const (
 	// EventLeadership: this node became ready to lead (IsLeader true) or
 	// stopped leading (IsLeader false).
 	EventLeadership
+	// EventLeaderChanged: the leader this node knows, or the API URL it
+	// announced, may have changed (to none, too). Subscribers re-read
+	// Leader(). A follower's trust in a silent leader also lapses with
+	// time (no event then), so waiters re-check now and then as well.
+	EventLeaderChanged
 )
 
 // Event is delivered to subscribers. Handlers run on the node's internal
