@@ -17,7 +17,8 @@ import (
 type appliedTracker struct {
 	*fsm.Machine
 	node *Node
-	// config is the index of the last applied configuration entry.
+	// config is the index of the last applied entry that the state
+	// machine did not count: a configuration entry or a stale stamp.
 	config atomic.Uint64
 }
 
@@ -26,16 +27,34 @@ var _ raft.BatchingFSM = (*appliedTracker)(nil)
 // ApplyBatch applies logs to the state machine and notes the last
 // configuration entry among them. Raft hands a batching FSM both commands
 // and configuration entries, in log order, on its apply goroutine.
+//
+// A command whose stamp was taken in another term than the entry's own
+// (see stampTerm) is not handed to the state machine at all: it is
+// answered errStaleStamp, on every replica alike, and counts as applied
+// here like a configuration entry.
 func (a *appliedTracker) ApplyBatch(logs []*raft.Log) []interface{} {
-	out := a.Machine.ApplyBatch(logs)
-	var cfg uint64
-	for _, l := range logs {
-		if l.Type == raft.LogConfiguration {
-			cfg = l.Index
+	out := make([]interface{}, len(logs))
+	pass := make([]*raft.Log, 0, len(logs))
+	at := make([]int, 0, len(logs))
+	var skipped uint64
+	for i, l := range logs {
+		switch {
+		case l.Type == raft.LogConfiguration:
+			skipped = l.Index
+		case l.Type == raft.LogCommand && staleStamp(l):
+			skipped, out[i] = l.Index, errStaleStamp
+			continue
+		}
+		pass = append(pass, l)
+		at = append(at, i)
+	}
+	if len(pass) > 0 {
+		for j, r := range a.Machine.ApplyBatch(pass) {
+			out[at[j]] = r
 		}
 	}
-	if cfg > 0 {
-		a.config.Store(cfg)
+	if skipped > 0 {
+		a.config.Store(skipped)
 		a.node.notifyApplied()
 	}
 	return out

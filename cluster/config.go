@@ -67,6 +67,9 @@ type Config struct {
 
 	// Logger is the root logger; the node and Raft use named children.
 	Logger hclog.Logger
+
+	// failAnnounces makes the first announces of API URLs fail (tests).
+	failAnnounces int32
 }
 
 // Bounds on the clock settings (Validate). MaxTickInterval matches the

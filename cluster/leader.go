@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -70,10 +71,44 @@ func (n *Node) lead(t *leaderTerm) {
 	n.log.Info("leading", "term", t.term, "lease_now", n.fsm.Now())
 	n.emit(Event{Kind: EventLeadership, IsLeader: true})
 
-	if _, err := n.propose(fsm.Command{Kind: fsm.KindAnnounce, NodeID: n.cfg.NodeID, APIURL: n.cfg.APIURL}); err != nil {
-		n.log.Warn("announcing API URL failed", "error", err)
-	}
+	n.wg.Add(1)
+	go n.announce(t)
 	n.driveExpiry(t)
+}
+
+// announce records this leader's API URL in the log, so followers can
+// redirect clients to it. It retries with backoff until it succeeds or
+// the term ends: without it every follower answers "no leader" for the
+// whole term. A retry after an unknown outcome is harmless: announcing
+// the same URL twice changes nothing.
+func (n *Node) announce(t *leaderTerm) {
+	defer n.wg.Done()
+	backoff := 20 * time.Millisecond
+	for {
+		err := n.injectedAnnounceFailure()
+		if err == nil {
+			_, err = n.propose(fsm.Command{Kind: fsm.KindAnnounce, NodeID: n.cfg.NodeID, APIURL: n.cfg.APIURL})
+		}
+		if err == nil {
+			return
+		}
+		n.log.Warn("announcing API URL failed; retrying", "term", t.term, "error", err, "backoff", backoff)
+		select {
+		case <-t.done:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// injectedAnnounceFailure fails the first Config.failAnnounces announces
+// (tests only).
+func (n *Node) injectedAnnounceFailure() error {
+	if n.failAnnounces.Add(-1) >= 0 {
+		return fmt.Errorf("%w: injected announce failure", ErrNotApplied)
+	}
+	return nil
 }
 
 // stopLeading ends a term: no more stamps, no more ticks.

@@ -49,6 +49,8 @@ type Node struct {
 	leading atomic.Pointer[leaderTerm]
 	// wake nudges the expiry timer when a new deadline may be earlier.
 	wake chan struct{}
+	// failAnnounces counts announces still to fail (tests).
+	failAnnounces atomic.Int32
 
 	subsMu sync.Mutex
 	subs   map[int]func(Event)
@@ -82,6 +84,7 @@ func Start(cfg Config) (*Node, error) {
 		raftStopped:   make(chan struct{}),
 		notify:        make(chan bool, 64),
 	}
+	n.failAnnounces.Store(cfg.failAnnounces)
 	n.fsm = fsm.New(fsm.Options{OnApply: n.onApply})
 	n.tracker = &appliedTracker{Machine: n.fsm, node: n}
 	if err := n.open(); err != nil {

@@ -66,7 +66,8 @@ func (n *Node) propose(c fsm.Command) (fsm.Result, error) {
 		return fsm.Result{}, ErrShutdown
 	default:
 	}
-	if n.leading.Load() == nil {
+	t := n.leading.Load()
+	if t == nil {
 		if n.raft.State() == raft.Leader {
 			return fsm.Result{}, fmt.Errorf("%w: the leader is still starting", ErrNotApplied)
 		}
@@ -77,9 +78,13 @@ func (n *Node) propose(c fsm.Command) (fsm.Result, error) {
 		return fsm.Result{}, err
 	}
 	c.Stamp = stamp
-	f := n.raft.Apply(c.Encode(), n.cfg.ApplyTimeout)
+	// The stamp's term travels with the entry (see stamp.go).
+	f := n.raft.ApplyLog(raft.Log{Data: c.Encode(), Extensions: stampTerm(t.term)}, n.cfg.ApplyTimeout)
 	if err := f.Error(); err != nil {
 		return fsm.Result{}, classify(err)
+	}
+	if err, ok := f.Response().(error); ok {
+		return fsm.Result{}, err
 	}
 	r, ok := f.Response().(fsm.Result)
 	if !ok {
