@@ -64,6 +64,8 @@ type schedule struct {
 	// schedule's own draws (rng) stay the same for a seed.
 	fallback         *rand.Rand
 	kills, isolation int
+	// failover is the last kill or stop's failover probe result.
+	failover time.Duration
 }
 
 // run injects faults until deadline: first every enabled kind once in a
@@ -121,6 +123,7 @@ func (s *schedule) finalFault(ctx context.Context) {
 
 func (s *schedule) inject(ctx context.Context, kind string) {
 	ev := FaultEvent{Kind: kind, Start: s.rec.Now()}
+	s.failover = -1
 	var detail string
 	switch kind {
 	case FaultKill:
@@ -140,7 +143,7 @@ func (s *schedule) inject(ctx context.Context, kind string) {
 		s.wl.RequestPause(c)
 		detail = fmt.Sprintf("client c%d pauses past its lifetime after its next grant", c)
 	}
-	ev.Detail, ev.End = detail, s.rec.Now()
+	ev.Detail, ev.End, ev.Failover = detail, s.rec.Now(), s.failover
 	s.rec.AddFault(ev)
 	fmt.Fprintf(s.log, "fault %-12s [%s .. %s] %s\n", kind, ms(ev.Start), ms(ev.End), detail)
 }
@@ -169,10 +172,13 @@ func (s *schedule) kill(ctx context.Context) (string, bool) {
 	}
 	isLeader := found && victim == leader
 	n := s.c.nodes[victim]
+	start := time.Now()
 	if err := n.kill(); err != nil {
 		return "kill: " + err.Error(), false
 	}
+	probe := s.failoverProbe(ctx, victim, start)
 	down := s.hold(ctx, 500, 2500)
+	s.failover = probe()
 	err := n.start()
 	return fmt.Sprintf("kill -9 %s (leader=%v), down %v, restart: %v", n.id, isLeader, down, errText(err)), isLeader
 }
@@ -180,11 +186,14 @@ func (s *schedule) kill(ctx context.Context) (string, bool) {
 func (s *schedule) stop(ctx context.Context) (string, bool) {
 	victim, isLeader := s.leaderOr(ctx)
 	n := s.c.nodes[victim]
+	start := time.Now()
 	if err := n.stop(); err != nil {
 		return "stop: " + err.Error(), false
 	}
+	probe := s.failoverProbe(ctx, victim, start)
 	minMs := int((s.maxLife + time.Second) / time.Millisecond)
 	d := s.hold(ctx, minMs, minMs+1000)
+	s.failover = probe()
 	err := n.cont()
 	return fmt.Sprintf("SIGSTOP %s (leader=%v) for %v, SIGCONT: %v", n.id, isLeader, d, errText(err)), isLeader
 }
