@@ -19,16 +19,24 @@ import "github.com/hashicorp/raft"
 // With more voters nothing changes: a restarting member must wait to hear
 // from the leader rather than disturb it.
 func (n *Node) campaignIfAlone() {
-	if !n.aloneInConfiguration() {
-		return
+	if n.aloneInConfiguration() {
+		n.nudgeHeartbeatTimer()
 	}
+}
+
+// nudgeHeartbeatTimer makes a follower's Raft heartbeat timer fire now:
+// Raft then checks its last contact against the heartbeat timeout, and
+// campaigns only if that much time has passed without a leader.
+func (n *Node) nudgeHeartbeatTimer() {
+	n.nudgeMu.Lock()
+	defer n.nudgeMu.Unlock()
 	rc := n.raft.ReloadableConfig()
 	nudge := rc
 	nudge.HeartbeatTimeout = rc.HeartbeatTimeout - 1
 	if err := n.raft.ReloadConfig(nudge); err != nil {
-		// Only when the lease timeout equals the heartbeat timeout: the
-		// node then elects itself after one heartbeat timeout as before.
-		n.log.Debug("cannot nudge the lone voter to campaign", "error", err)
+		// Only when the lease timeout equals the heartbeat timeout: Raft's
+		// own timer then fires a little later.
+		n.log.Debug("cannot nudge the heartbeat timer", "error", err)
 		return
 	}
 	if err := n.raft.ReloadConfig(rc); err != nil {

@@ -51,6 +51,10 @@ type Node struct {
 	wake chan struct{}
 	// failAnnounces counts announces still to fail (tests).
 	failAnnounces atomic.Int32
+	// nudgeMu serializes heartbeat-timer nudges (two reloads each).
+	nudgeMu sync.Mutex
+	// peerClosed is when a peer last closed a Raft connection (unix ns).
+	peerClosed atomic.Int64
 
 	subsMu sync.Mutex
 	subs   map[int]func(Event)
@@ -94,9 +98,10 @@ func Start(cfg Config) (*Node, error) {
 		n.closeStores()
 		return nil, err
 	}
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.watchLeadership()
 	go n.watchLeaderChanges()
+	go n.watchLeaderContact()
 	return n, nil
 }
 
@@ -195,6 +200,7 @@ func (n *Node) newTransport() (*raft.NetworkTransport, error) {
 			return nil, fmt.Errorf("cluster: raft listener: %w", err)
 		}
 	}
+	ln = &peerCloseListener{Listener: ln, closed: n.notePeerClose}
 	var stream raft.StreamLayer = &tcpStreamLayer{Listener: ln, advertise: adv}
 	if n.cfg.RaftServerTLS != nil {
 		tlsStream, err := NewTLSStreamLayerOn(ln, adv, n.cfg.RaftServerTLS, n.cfg.RaftClientTLS)

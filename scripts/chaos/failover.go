@@ -19,9 +19,10 @@ const failoverProbeEvery = 100 * time.Millisecond
 // the dead node: from the fault on, it sends a fresh raw-HTTP /getlock
 // (new connection, original API, no retries) to every other node every
 // failoverProbeEvery, following redirects, and notes the first grant.
-// The returned function stops the probe and reports the time from start
-// to that grant, or -1 if none came before the fault ended.
-func (s *schedule) failoverProbe(ctx context.Context, victim int, start time.Time) func() time.Duration {
+// The returned function waits until a grant came or until the time since
+// start reaches limit, stops the probe, and reports the time from start
+// to that grant, or -1 if none came.
+func (s *schedule) failoverProbe(ctx context.Context, victim int, start time.Time) func(limit time.Duration) time.Duration {
 	pctx, cancel := context.WithCancel(ctx)
 	var first atomic.Int64
 	first.Store(-1)
@@ -39,7 +40,11 @@ func (s *schedule) failoverProbe(ctx context.Context, victim int, start time.Tim
 			probeNode(pctx, target, start, &first, cancel)
 		}()
 	}
-	return func() time.Duration {
+	return func(limit time.Duration) time.Duration {
+		select {
+		case <-pctx.Done():
+		case <-time.After(time.Until(start.Add(limit))):
+		}
 		cancel()
 		wg.Wait()
 		return time.Duration(first.Load())

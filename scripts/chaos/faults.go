@@ -178,8 +178,8 @@ func (s *schedule) kill(ctx context.Context) (string, bool) {
 	}
 	probe := s.failoverProbe(ctx, victim, start)
 	down := s.hold(ctx, 500, 2500)
-	s.failover = probe()
 	err := n.start()
+	s.failover = probe(5 * time.Second) // the restarted node may take part
 	return fmt.Sprintf("kill -9 %s (leader=%v), down %v, restart: %v", n.id, isLeader, down, errText(err)), isLeader
 }
 
@@ -193,7 +193,7 @@ func (s *schedule) stop(ctx context.Context) (string, bool) {
 	probe := s.failoverProbe(ctx, victim, start)
 	minMs := int((s.maxLife + time.Second) / time.Millisecond)
 	d := s.hold(ctx, minMs, minMs+1000)
-	s.failover = probe()
+	s.failover = probe(0) // once it resumes, the old leader could grant
 	err := n.cont()
 	return fmt.Sprintf("SIGSTOP %s (leader=%v) for %v, SIGCONT: %v", n.id, isLeader, d, errText(err)), isLeader
 }

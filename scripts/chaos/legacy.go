@@ -5,13 +5,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sync"
 	"time"
 )
+
+// legacyTimeout bounds one raw-HTTP call. Python's requests has no
+// timeout by default; 10 s is past the longest fault, so a call that hangs
+// on a stopped node is answered after it resumes.
+const legacyTimeout = 10 * time.Second
 
 // LegacyCall is one call of a client that does not retry: raw HTTP on the
 // original API, following redirects as Python's requests does (307 keeps
@@ -22,6 +29,7 @@ type LegacyCall struct {
 	Definite   bool // an answer that says what happened (2xx, 4xx)
 	OK         bool // lock acquired / released
 	Status     int  // 0: no HTTP answer
+	Err        string
 }
 
 // legacyClients runs n raw-HTTP clients of the original API on names of
@@ -86,6 +94,9 @@ func (l *legacyClients) call(hc *http.Client, rng *rand.Rand, method, target str
 		if err != nil && errors.As(err, &op) && op.Op == "dial" {
 			continue
 		}
+		if err != nil {
+			c.Err = errClass(err)
+		}
 		if err == nil {
 			c.Status = resp.StatusCode
 			c.Definite = resp.StatusCode < 500
@@ -110,4 +121,18 @@ func (l *legacyClients) history() []LegacyCall {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]LegacyCall(nil), l.calls...)
+}
+
+// errClass names a transport error briefly, for the report.
+func errClass(err error) string {
+	var op *net.OpError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), os.IsTimeout(err):
+		return "timeout"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "eof"
+	case errors.As(err, &op):
+		return op.Op + " " + op.Err.Error()
+	}
+	return "other"
 }

@@ -12,12 +12,18 @@ import (
 type legacyAvailability struct {
 	FaultCalls, FaultDefinite, FaultOK int
 	QuietCalls, QuietDefinite, QuietOK int
+	// FaultIndefinite counts the calls in fault windows without a
+	// definite answer by HTTP status (0: no answer at all).
+	FaultIndefinite map[string]int
 }
 
 func measureLegacy(calls []LegacyCall, faults []FaultEvent) legacyAvailability {
-	var a legacyAvailability
+	a := legacyAvailability{FaultIndefinite: map[string]int{}}
 	for _, c := range calls {
 		if inFault(faults, c.Start) {
+			if !c.Definite {
+				a.FaultIndefinite[fmt.Sprintf("%d %s", c.Status, c.Err)]++
+			}
 			a.FaultCalls++
 			a.FaultDefinite += b2i(c.Definite)
 			a.FaultOK += b2i(c.OK)
@@ -104,6 +110,18 @@ func (r *Report) writeAvailability(b *strings.Builder) {
 		pct(a.QuietAttemptsFirm, a.QuietAttempts), pct(a.QuietAttemptsOK, a.QuietAttempts))
 	fmt.Fprintf(b, "  raw HTTP, original API, no retries:      %s / %s | %s / %s\n",
 		pct(l.FaultDefinite, l.FaultCalls), pct(l.FaultOK, l.FaultCalls), pct(l.QuietDefinite, l.QuietCalls), pct(l.QuietOK, l.QuietCalls))
+	if len(l.FaultIndefinite) > 0 {
+		codes := make([]string, 0, len(l.FaultIndefinite))
+		for c := range l.FaultIndefinite {
+			codes = append(codes, c)
+		}
+		sort.Strings(codes)
+		fmt.Fprint(b, "    raw HTTP calls without a definite answer during faults, by status (0: no answer):")
+		for _, c := range codes {
+			fmt.Fprintf(b, " %s: %d,", c, l.FaultIndefinite[c])
+		}
+		fmt.Fprintln(b)
+	}
 	fmt.Fprintf(b, "leader kill -9 -> next grant to any client: %s\n", failoverSummary(r.LeaderFaults, FaultKill, false))
 	fmt.Fprintf(b, "leader kill -9 -> a survivor grants a fresh request: %s\n", failoverSummary(r.LeaderFaults, FaultKill, true))
 	fmt.Fprintf(b, "leader SIGSTOP -> next grant to any client: %s\n", failoverSummary(r.LeaderFaults, FaultStop, false))

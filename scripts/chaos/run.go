@@ -149,7 +149,7 @@ func (r *run) execute(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); r.wl.Run(wctx) }()
-	r.legacy = &legacyClients{urls: r.c.URLs(), rec: r.rec, timeout: r.cfg.Workload.AttemptTimeout + 2*time.Second}
+	r.legacy = &legacyClients{urls: r.c.URLs(), rec: r.rec, timeout: legacyTimeout}
 	if r.cfg.LegacyClients > 0 {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.legacy.run(wctx, r.cfg.LegacyClients, r.cfg.Seed) }()
