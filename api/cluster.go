@@ -11,7 +11,7 @@ import (
 // Cluster is everything api needs from the replicated core. *cluster.Node
 // satisfies it; tests use a fake. api declares the interface itself so that
 // it never reaches into raft and so that its handlers can be tested without
-// a cluster (DESIGN section 2).
+// a cluster (docs/design.md, Packages and layering).
 //
 // Contract api relies on:
 //   - Proposals (Acquire, Release, Refresh) return an fsm.Result when the
@@ -51,6 +51,11 @@ type Cluster interface {
 	State() cluster.State
 	// Subscribe registers fn for cluster events until cancel is called.
 	Subscribe(fn func(cluster.Event)) (cancel func())
+	// Recall answers a repeated request id from local applied state,
+	// proposing nothing (cluster/locking uses it).
+	Recall(kind fsm.Kind, name, requestID string) (fsm.Result, bool)
+	// SetHandoff installs the waiting layer's hook into group commit.
+	SetHandoff(h cluster.Handoff)
 	// StateDigest hashes this node's whole state at its applied index.
 	StateDigest() (applied uint64, digest string)
 	// AddVoter adds a node to the Raft configuration (leader only).

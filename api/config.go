@@ -25,9 +25,12 @@ const (
 	DefaultLeaderWait        = 5 * time.Second
 	DefaultListLimit         = 100  // GET /v1/locks page size without limit=
 	MaxListLimit             = 1000 // the largest limit= accepted
-	// MaxRequestIDLength bounds client request ids; api appends a short
-	// "#n" suffix for retries within one waiting request.
+	// MaxRequestIDLength bounds client request ids.
 	MaxRequestIDLength = 128
+	// MinRequestIDLength is the shortest request id accepted: a repeated
+	// id is answered with the first answer, session token included, so an
+	// id must be unguessable.
+	MinRequestIDLength = 16
 )
 
 // Config configures a Server. The zero value of every field but APIKey

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/doubledutch/doubledutch/cluster"
+	"github.com/doubledutch/doubledutch/cluster/locking"
 )
 
 // Sentinel errors of the HTTP layer. Handlers wrap them with a message
@@ -31,13 +32,20 @@ var (
 	// ErrTooLarge: the request body is over the limit (413).
 	ErrTooLarge = errors.New("request body too large")
 	// ErrTooManyWaiters: the waiting bound is reached (429).
-	ErrTooManyWaiters = errors.New("too many requests are waiting")
+	ErrTooManyWaiters = locking.ErrTooManyWaiters
+	// ErrTooManyLocks: the cluster holds fsm.MaxLocks locks (429).
+	ErrTooManyLocks = errors.New("too many locks are held")
+	// ErrTooManyIDs: the dedup table is full; new request ids are refused
+	// until ids expire (429).
+	ErrTooManyIDs = errors.New("too many request ids are remembered")
+	// ErrGrantEnded: a repeated request id whose grant has ended (409).
+	ErrGrantEnded = errors.New("the grant of this request id has ended")
 	// ErrNoLeader: no leader is known or ready (503).
 	ErrNoLeader = errors.New("no leader is known; retry shortly")
 	// ErrLeaderChanged: leadership moved while the request waited (503).
-	ErrLeaderChanged = errors.New("leadership changed while waiting; retry")
+	ErrLeaderChanged = locking.ErrLeaderChanged
 	// ErrClientGone: the client disconnected; nobody reads the answer.
-	ErrClientGone = errors.New("the client went away")
+	ErrClientGone = locking.ErrClientGone
 )
 
 // errorEntry is one row of the error table.
@@ -63,10 +71,14 @@ var errorTable = []errorEntry{
 	{ErrBusy, http.StatusConflict, "busy"},
 	{ErrNotHeld, http.StatusConflict, "not_held"},
 	{ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
+	{ErrGrantEnded, http.StatusConflict, "grant_ended"},
 	{ErrTooManyWaiters, http.StatusTooManyRequests, "too_many_waiters"},
+	{ErrTooManyLocks, http.StatusTooManyRequests, "too_many_locks"},
+	{ErrTooManyIDs, http.StatusTooManyRequests, "too_many_request_ids"},
 	{ErrNoLeader, http.StatusServiceUnavailable, "no_leader"},
-	{cluster.ErrNotLeader, http.StatusServiceUnavailable, "no_leader"},
+	// Before ErrNotLeader: a waiter's leader_changed also matches it.
 	{ErrLeaderChanged, http.StatusServiceUnavailable, "leader_changed"},
+	{cluster.ErrNotLeader, http.StatusServiceUnavailable, "no_leader"},
 	{cluster.ErrNotApplied, http.StatusServiceUnavailable, "unavailable"},
 	{cluster.ErrShutdown, http.StatusServiceUnavailable, "unavailable"},
 	// Nobody reads this answer; the row keeps request logs truthful.

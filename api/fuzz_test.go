@@ -10,8 +10,8 @@ import (
 )
 
 // The fuzz targets feed arbitrary input through the full handler stack,
-// on a fresh fake cluster each time, and check the promises of DESIGN
-// section 11: no panic, no 5xx, every refusal a 4xx JSON error, and a
+// on a fresh fake cluster each time, and check the promises of
+// docs/design.md, Bad input: no panic, no 5xx, every refusal a 4xx JSON error, and a
 // request refused by validation proposes nothing and changes no state.
 // Seeds are below and in testdata/fuzz/.
 
@@ -102,7 +102,7 @@ func FuzzReleaseLockQuery(f *testing.F) {
 }
 
 func FuzzV1Request(f *testing.F) {
-	f.Add(uint8(0), "a", `{"lifetime":1.5,"wait":0,"owner":"me","request_id":"r-1"}`)
+	f.Add(uint8(0), "a", `{"lifetime":1.5,"wait":0,"owner":"me","request_id":"r-1-0123456789abcd"}`)
 	f.Add(uint8(0), "jobs/nightly", ``)
 	f.Add(uint8(0), "a", `{"lifetime":-1}`)
 	f.Add(uint8(0), "a", `{"wait":1e999}`)

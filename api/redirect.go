@@ -100,6 +100,14 @@ func leaderWaited(ctx context.Context) time.Duration {
 	return d
 }
 
+// onLeaderEvent wakes the requests waiting for a leader on any change of
+// leadership. It runs on the node's goroutines and does not block.
+func (s *Server) onLeaderEvent(ev cluster.Event) {
+	if ev.Kind == cluster.EventLeadership || ev.Kind == cluster.EventLeaderChanged {
+		s.leaderChanged.fire()
+	}
+}
+
 // leaderSignal tells requests waiting for a leader that the leader may
 // have changed: wait returns a channel that the next fire closes.
 type leaderSignal struct {
@@ -214,7 +222,7 @@ func (s *Server) carryAcross(w http.ResponseWriter, r *http.Request, sh shape, e
 	var c carry
 	var rc retryCarrier
 	switch {
-	case errors.As(err, &rc) && isCarriable(err):
+	case errors.As(err, &rc) && isCarriable(err) && s.leadershipMoved(err):
 		left := rc.RemainingWait()
 		c = carry{requestID: rc.RetryRequestID(), remaining: &left}
 	case isNotLeader(err), errors.Is(err, ErrLeaderChanged):
@@ -236,6 +244,15 @@ func (s *Server) carryAcross(w http.ResponseWriter, r *http.Request, sh shape, e
 	}
 	s.redirect(w, r, sh, li, c)
 	return true
+}
+
+// leadershipMoved reports whether err came from losing leadership (or
+// this node no longer leads), as opposed to a leader that still leads and
+// could not finish in time: that is answered 503/504 to the client, who
+// retries with the same request id.
+func (s *Server) leadershipMoved(err error) bool {
+	return errors.Is(err, cluster.ErrNotLeader) || errors.Is(err, cluster.ErrLeadershipLost) ||
+		errors.Is(err, ErrLeaderChanged) || !s.cluster.Leader().IsSelf
 }
 
 // isCarriable: the outcomes a retry under the same request id resolves.

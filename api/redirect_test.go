@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -101,7 +102,9 @@ func TestProposalOnLostLeadershipRedirects(t *testing.T) {
 		return cluster.ErrNotLeader
 	})
 	rec := h.v1(http.MethodPost, "/v1/locks/a?x=1", `{"lifetime":3}`)
-	if rec.Code != http.StatusTemporaryRedirect || rec.Header().Get("Location") != "https://n2.test:8443/v1/locks/a?x=1" {
+	loc, err := url.Parse(rec.Header().Get("Location"))
+	if rec.Code != http.StatusTemporaryRedirect || err != nil || loc.Host != "n2.test:8443" || loc.Path != "/v1/locks/a" ||
+		loc.Query().Get("x") != "1" || loc.Query().Get("request_id") == "" {
 		t.Fatalf("status %d Location %q", rec.Code, rec.Header().Get("Location"))
 	}
 }

@@ -92,13 +92,13 @@ func TestUnknownOutcomeCarriedWithRequestIDGrantsOnce(t *testing.T) {
 		}
 		once = true
 		h.f.apply(c) // committed, but the answer is lost
-		return carried{err: fmt.Errorf("%w: leadership lost", cluster.ErrUnknownOutcome), id: c.RequestID, left: 1500 * time.Millisecond}
+		return carried{err: fmt.Errorf("%w: %w", cluster.ErrUnknownOutcome, cluster.ErrLeadershipLost), id: c.RequestID, left: 1500 * time.Millisecond}
 	})
-	body := `{"request_id":"rid-1","lifetime":30}`
+	body := `{"request_id":"rid-0123456789abcdef","lifetime":30,"wait":1.5}`
 	rec := h.v1(http.MethodPost, "/v1/locks/x", body)
 	loc, err := url.Parse(rec.Header().Get("Location"))
-	if rec.Code != http.StatusTemporaryRedirect || err != nil || loc.Path != "/v1/locks/x" || loc.Query().Get("request_id") != "rid-1" || loc.Query().Get("wait") != "1.500" {
-		t.Fatalf("first answer %d, Location %q", rec.Code, rec.Header().Get("Location"))
+	if rec.Code != http.StatusTemporaryRedirect || err != nil || loc.Path != "/v1/locks/x" || loc.Query().Get("request_id") != "rid-0123456789abcdef" || !carriesWait(loc, 1.5) {
+		t.Fatalf("first answer %d, Location %q: %s", rec.Code, rec.Header().Get("Location"), rec.Body.String())
 	}
 	m := wantOK(t, h.v1(http.MethodPost, loc.String(), body)) // what a client following the 307 sends
 	if owners := h.f.grantedOwners(); len(owners) != 1 {
@@ -141,4 +141,10 @@ func TestLeaderWaitIsBounded(t *testing.T) {
 		t.Fatalf("client gone: %d", rec.Code)
 	}
 	h.waitingForLeader(0)
+}
+
+// carriesWait reports whether loc's wait= is more than 0 and at most max.
+func carriesWait(loc *url.URL, max float64) bool {
+	left, err := strconv.ParseFloat(loc.Query().Get("wait"), 64)
+	return err == nil && left > 0 && left <= max
 }

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"sync"
@@ -10,7 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/julienschmidt/httprouter"
 
-	"github.com/doubledutch/doubledutch/cluster"
+	"github.com/doubledutch/doubledutch/cluster/locking"
 )
 
 // Server is the HTTP API of one node. It is an http.Handler; cmd mounts it
@@ -23,14 +22,14 @@ type Server struct {
 
 	router  *httprouter.Router
 	methods []string // every method some route uses, for 405 answers
-	waits   *waitSet
+	locks   *locking.Service
 
-	closeOnce   sync.Once
-	unsubscribe func()
+	closeOnce sync.Once
 	// leaderChanged wakes requests waiting for a leader; leaderWaiters
-	// counts them.
+	// counts them; unsubLeader stops following leadership events.
 	leaderChanged leaderSignal
 	leaderWaiters atomic.Int32
+	unsubLeader   func()
 }
 
 // New builds the API of one node on top of c. log may be nil (no logging).
@@ -51,14 +50,13 @@ func New(cfg Config, c Cluster, log hclog.Logger) (*Server, error) {
 		log:     log,
 		selfID:  c.State().NodeID,
 		router:  httprouter.New(),
-		waits:   newWaitSet(cfg.MaxWaiters, cfg.MaxWaitersPerName),
+		locks: locking.New(c, locking.Config{MaxWaiters: cfg.MaxWaiters, MaxWaitersPerName: cfg.MaxWaitersPerName,
+			ProposeTimeout: cfg.ProposeTimeout}, log.Named("locking")),
 	}
 	for _, rt := range s.routes() {
 		s.register(rt)
 	}
-	s.unsubscribe = c.Subscribe(s.onEvent)
-	// Read leadership after subscribing, so no change is missed between.
-	s.waits.setLeader(c.Leader().IsSelf)
+	s.unsubLeader = c.Subscribe(s.onLeaderEvent)
 	return s, nil
 }
 
@@ -68,27 +66,9 @@ func New(cfg Config, c Cluster, log hclog.Logger) (*Server, error) {
 // wait get 503 too; others are still served.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
-		s.unsubscribe()
-		s.waits.close(cluster.ErrShutdown)
+		s.unsubLeader()
+		s.locks.Close()
 	})
-}
-
-// onEvent follows the cluster. It runs on the node's goroutines and must
-// not block: the wait set only takes its own mutex and signals channels.
-func (s *Server) onEvent(ev cluster.Event) {
-	switch ev.Kind {
-	case cluster.EventFreed:
-		s.waits.freed(ev.Names)
-	case cluster.EventLeadership:
-		if ev.IsLeader {
-			s.waits.setLeader(true)
-		} else {
-			s.waits.lostLeadership()
-		}
-		s.leaderChanged.fire()
-	case cluster.EventLeaderChanged:
-		s.leaderChanged.fire()
-	}
 }
 
 // routes lists every endpoint; each resource contributes its own.
@@ -132,12 +112,4 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeError(w, r, shapeV1, newError(ErrNotFound, "no such endpoint"))
-}
-
-// proposeCtx is the context for one proposal. It is detached from the
-// client's request: a client that hangs up must not turn an in-flight
-// proposal into an unknown outcome (api releases an abandoned grant
-// instead), but it is bounded by ProposeTimeout.
-func (s *Server) proposeCtx(r context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(r), s.cfg.ProposeTimeout)
 }

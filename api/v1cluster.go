@@ -133,7 +133,7 @@ func (s *Server) clusterState(w http.ResponseWriter, r *http.Request, _ httprout
 		State:       st,
 		Leader:      leaderView{ID: li.ID, APIURL: li.APIURL, IsSelf: li.IsSelf},
 		LastContact: st.LastContact.Seconds(),
-		Waiters:     s.waits.size(),
+		Waiters:     s.locks.Size(),
 	}
 	switch q.Get("digest") {
 	case "", "false", "0":

@@ -39,6 +39,10 @@ type Node struct {
 	clock   *leaseClock
 	// tracker is the FSM Raft drives: fsm plus configuration entries.
 	tracker *appliedTracker
+	// proposer packs commands into entries (group commit).
+	proposer proposer
+	// handoff is the waiting layer, asked for next holders while sealing.
+	handoff atomic.Pointer[Handoff]
 
 	// notify receives Raft's leadership changes; watchLeadership always
 	// drains it.
@@ -89,6 +93,7 @@ func Start(cfg Config) (*Node, error) {
 		notify:        make(chan bool, 64),
 	}
 	n.failAnnounces.Store(cfg.failAnnounces)
+	n.proposer.n = n
 	n.fsm = fsm.New(fsm.Options{OnApply: n.onApply})
 	n.tracker = &appliedTracker{Machine: n.fsm, node: n}
 	if err := n.open(); err != nil {

@@ -3,9 +3,11 @@ package cluster
 import (
 	"errors"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
-// Proposal outcomes other than "applied" (DESIGN section 6). Callers match
+// Proposal outcomes other than "applied" (docs/design.md, Outcomes). Callers match
 // them with errors.Is; the specific cause is wrapped alongside.
 var (
 	// ErrNotLeader means this node is not the leader: nothing was
@@ -21,6 +23,10 @@ var (
 	ErrUnknownOutcome = errors.New("outcome unknown: the command may or may not have been applied")
 	// ErrShutdown means the node is closing; nothing was proposed.
 	ErrShutdown = errors.New("node is shutting down")
+	// ErrLeadershipLost is wrapped, with ErrUnknownOutcome, into the error
+	// of a proposal whose leader lost leadership while it was in flight:
+	// the API then carries the request to the next leader.
+	ErrLeadershipLost = raft.ErrLeadershipLost
 )
 
 // AcquireRequest asks for a lock. The leader draws the session token.

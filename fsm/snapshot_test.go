@@ -171,7 +171,7 @@ func TestRestoreCorruptSnapshotLeavesStateUnchanged(t *testing.T) {
 
 	dst := newRig(t)
 	dst.do(acq(50, "mine", 9, 1<<40))
-	dst.do(withID(rel(60, "x", 1), "req-dst"))
+	dst.do(withID(acq(60, "x", 1, 1<<40), "req-dst"))
 	before := stateBytes(t, dst.m)
 	for name, data := range corruptions(good) {
 		rc := &closeTracker{Reader: bytes.NewReader(data)}
@@ -191,7 +191,7 @@ func TestRestoreCorruptSnapshotLeavesStateUnchanged(t *testing.T) {
 		t.Fatal("a failed Restore changed the state")
 	}
 	// The machine still works, and a good snapshot replaces it whole.
-	if got := dst.do(withID(rel(70, "x", 1), "req-dst")); !got.Duplicate {
+	if got := dst.do(withID(acq(70, "x", 2, 1<<40), "req-dst")); !got.Duplicate {
 		t.Error("dedup table lost by a failed Restore")
 	}
 	if err := dst.m.Restore(io.NopCloser(bytes.NewReader(good))); err != nil {

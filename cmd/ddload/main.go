@@ -1,7 +1,9 @@
 // Command ddload is the load generator for a DoubleDutch cluster: lock+
 // unlock pairs per second and pair latency, uncontended and contended, at
-// several worker counts, in the same scenarios as ../shared/bench's
-// etcdlock, so the two can be compared on one machine.
+// several worker counts, in the same scenarios as the etcd reference
+// benchmark kit's etcdlock (not part of this repository; the README's
+// Performance section quotes its figures), so the two can be compared on
+// one machine.
 //
 //	go run ./cmd/doubledutch dev &
 //	go run ./cmd/ddload -endpoints http://127.0.0.1:8001 -key KEY -workers 1,8,64
@@ -31,11 +33,26 @@ func main() {
 	warmup := flag.Duration("warmup", time.Second, "unmeasured warm-up per cell")
 	lifetime := flag.Duration("lifetime", 10*time.Second, "lock lifetime")
 	insecure := flag.Bool("insecure", false, "skip TLS certificate checks")
+	mode := flag.String("mode", "bench", "bench | failover")
+	killCmd := flag.String("kill-cmd", "", "failover: shell command that kills the leader (env LEADER_ENDPOINT, LEADER_NAME)")
+	restartCmd := flag.String("restart-cmd", "", "failover: shell command that restarts the killed node (same env)")
+	reps := flag.Int("reps", 3, "failover repetitions")
+	settle := flag.Duration("settle", 3*time.Second, "failover: steady load before each kill")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	c := client.New(strings.Split(*endpoints, ","), *key, &tls.Config{InsecureSkipVerify: *insecure})
+	if *mode == "failover" {
+		w, _ := strconv.Atoi(strings.Split(*workers, ",")[0])
+		err := runFailover(ctx, c, failoverConfig{endpoints: strings.Split(*endpoints, ","), workers: max(w, 1), reps: *reps,
+			settle: *settle, maxWait: 30 * time.Second, killCmd: *killCmd, restartCmd: *restartCmd, lifetime: *lifetime})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ddload:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	fmt.Println("| scenario | workers | pairs/s | pair p50 | pair p99 | errors |")
 	fmt.Println("|---|---|---|---|---|---|")

@@ -10,7 +10,7 @@ import (
 
 // TestRetryAfterAbandonedGrant is a targeted fault scenario. A grant that
 // commits after its client gave up is released by the server (no lock is
-// held for nobody, DESIGN section 8); the client then retries with the
+// held for nobody, docs/design.md, Waiting for a lock); the client then retries with the
 // same request id, as it must after an unknown outcome. The retry must not
 // be told it holds a lock that has been released.
 //
@@ -62,7 +62,7 @@ func abandonedGrantHistory(t *testing.T, c *Cluster, leader int) History {
 	cl.Retry = 0
 	const lifetime = 30 * time.Second
 	bg := context.Background()
-	acquire := Op{Client: 0, Kind: Acquire, Name: "x", Lifetime: lifetime, RequestID: "abandoned-1", Call: rec.Now()}
+	acquire := Op{Client: 0, Kind: Acquire, Name: "x", Lifetime: lifetime, RequestID: "abandoned-grant-0001", Call: rec.Now()}
 	for i := range c.nodes {
 		if i != leader {
 			_ = c.nodes[i].stop()
