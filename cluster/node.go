@@ -250,6 +250,17 @@ func (n *Node) Close() error {
 	return err
 }
 
+// HandOver transfers leadership to another voter if this node leads and
+// is not alone, and returns when that is done (or after two election
+// timeouts). A graceful shutdown calls it before closing the API, so that
+// requests waiting here are carried to the new leader (api redirect)
+// rather than refused.
+func (n *Node) HandOver() {
+	if n.raft.State() == raft.Leader && n.voterCount() > 1 {
+		n.handOver()
+	}
+}
+
 // handOver asks Raft to transfer leadership, waiting at most two election
 // timeouts: when the peers are stopping too (a restart of every node) the
 // transfer may find nobody to take over, and shutdown must not hang on it.
