@@ -162,3 +162,34 @@ func TestProposeTimeoutBoundsProposals(t *testing.T) {
 	rec := h.v1(http.MethodPost, "/v1/locks/q", `{"request_id":"timeout-0123456789"}`)
 	wantError(t, rec, http.StatusGatewayTimeout, "unknown_outcome")
 }
+
+// A grant whose client went away is released, but the client may retry
+// under the same request id first: the retry must not be told "granted"
+// for a grant that is then released behind its back (found while moving
+// the waiting layer; the same race existed before). The retry's claim and
+// the abandoning release are ordered at the leader.
+func TestRetryClaimingAnAbandonedGrantKeepsIt(t *testing.T) {
+	h := newHarness(t)
+	ctxA, cancelA := context.WithCancel(context.Background())
+	const body = `{"owner":"A","request_id":"claim-0123456789ab"}`
+	var retry *httptest.ResponseRecorder
+	h.f.stateMu.Lock()
+	h.f.afterApply = func(c fsm.Command, r fsm.Result) {
+		if c.Owner == "A" && r.Outcome == fsm.Granted && !r.Duplicate && retry == nil {
+			cancelA()                                          // the client gives up on its first attempt ...
+			retry = h.v1(http.MethodPost, "/v1/locks/q", body) // ... and retries at once
+		}
+	}
+	h.f.stateMu.Unlock()
+	first := h.do(req{method: http.MethodPost, target: "/v1/locks/q", body: body, bearer: testKey, ctx: ctxA})
+	if first.Code == http.StatusOK || retry == nil {
+		t.Fatalf("test did not exercise an abandoned first grant: %d", first.Code)
+	}
+	if retry.Code != http.StatusOK {
+		return // told the grant ended: nothing held for it, nothing to check
+	}
+	m := wantOK(t, retry)
+	if l, held := h.f.m.Get("q"); !held || l.Token.String() != m["session_token"] {
+		t.Fatalf("the retry was told it holds q (%v), but the server released it", m)
+	}
+}

@@ -23,6 +23,7 @@ type Server struct {
 	router  *httprouter.Router
 	methods []string // every method some route uses, for 405 answers
 	locks   *locking.Service
+	opsp    *opsParts // metrics, readiness and operations (ops.go)
 
 	closeOnce sync.Once
 	// leaderChanged wakes requests waiting for a leader; leaderWaiters
@@ -30,6 +31,9 @@ type Server struct {
 	leaderChanged leaderSignal
 	leaderWaiters atomic.Int32
 	unsubLeader   func()
+	// httpSrv is the server HTTPServer built, whose idle connections
+	// Listener sheds at its connection cap.
+	httpSrv atomic.Pointer[http.Server]
 }
 
 // New builds the API of one node on top of c. log may be nil (no logging).
@@ -50,9 +54,10 @@ func New(cfg Config, c Cluster, log hclog.Logger) (*Server, error) {
 		log:     log,
 		selfID:  c.State().NodeID,
 		router:  httprouter.New(),
-		locks: locking.New(c, locking.Config{MaxWaiters: cfg.MaxWaiters, MaxWaitersPerName: cfg.MaxWaitersPerName,
-			ProposeTimeout: cfg.ProposeTimeout}, log.Named("locking")),
 	}
+	s.locks = locking.New(c, locking.Config{MaxWaiters: cfg.MaxWaiters, MaxWaitersPerName: cfg.MaxWaitersPerName,
+		ProposeTimeout: cfg.ProposeTimeout, OnAbandoned: s.noteAbandoned}, log.Named("locking"))
+	s.opsp = newOps(s, c)
 	for _, rt := range s.routes() {
 		s.register(rt)
 	}
@@ -67,6 +72,7 @@ func New(cfg Config, c Cluster, log hclog.Logger) (*Server, error) {
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		s.unsubLeader()
+		s.opsp.close()
 		s.locks.Close()
 	})
 }
@@ -78,13 +84,20 @@ func (s *Server) routes() []route {
 	rs = append(rs, s.lockRoutes()...)
 	rs = append(rs, s.clusterRoutes()...)
 	rs = append(rs, s.memberRoutes()...)
+	rs = append(rs, s.opsRoutes()...)
 	return rs
 }
 
-// ServeHTTP logs the request, recovers panics into a 500 JSON answer and
-// dispatches through the router.
+// ServeHTTP logs the request, recovers panics into a 500 JSON answer,
+// refuses over-long URLs and dispatches through the router.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.observe(w, r, s.dispatch)
+	s.observe(w, r, func(w http.ResponseWriter, r *http.Request) {
+		if err := s.cfg.checkURL(r); err != nil {
+			s.writeError(w, r, shapeOf(r.URL.Path), err)
+			return
+		}
+		s.dispatch(w, r)
+	})
 }
 
 // dispatch routes on the escaped path, so that a lock name may contain any

@@ -39,6 +39,7 @@ func (n *Node) onApply(r fsm.Result) {
 	if r.Outcome == fsm.Announced {
 		n.emit(Event{Kind: EventLeaderChanged})
 	}
+	n.ops.applied(r)
 	if len(r.Freed) > 0 {
 		n.emit(Event{Kind: EventFreed, Names: r.Freed})
 	}

@@ -73,6 +73,7 @@ func (n *Node) lead(t *leaderTerm) {
 
 	n.wg.Add(1)
 	go n.announce(t)
+	n.fixOwnAddress()
 	n.driveExpiry(t)
 }
 

@@ -105,38 +105,46 @@ func (m *Machine) Apply(l *raft.Log) interface{} {
 
 // ApplyBatch applies several committed entries under one lock acquisition.
 func (m *Machine) ApplyBatch(logs []*raft.Log) []interface{} {
-	out := make([]interface{}, len(logs))
-	results := make([]Result, 0, len(logs))
-	m.mu.Lock()
+	// Decode first, outside the state lock: readers wait only for Apply.
+	entries := make([][]Command, len(logs))
+	packed := make([]bool, len(logs))
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			// Raft only hands commands to the FSM; anything else is a
 			// no-op that still occupies its index.
-			out[i] = nil
 			continue
 		}
-		cmds, packed, err := DecodeEntry(l.Data)
-		if err != nil {
-			m.mu.Unlock()
+		var err error
+		if entries[i], packed[i], err = DecodeEntry(l.Data); err != nil {
 			panic(fmt.Sprintf("fsm: log index %d: %v", l.Index, err))
 		}
-		if !packed {
-			r := m.apply(l.Index, cmds[0])
-			out[i] = r
-			results = append(results, r)
-			continue
+	}
+	out := make([]interface{}, len(logs))
+	m.mu.Lock()
+	for i, cmds := range entries {
+		switch {
+		case cmds == nil:
+		case !packed[i]:
+			out[i] = m.apply(logs[i].Index, cmds[0])
+		default:
+			rs := make(Results, len(cmds))
+			for j, c := range cmds {
+				rs[j] = m.apply(logs[i].Index, c)
+			}
+			out[i] = rs
 		}
-		rs := make(Results, len(cmds))
-		for j, c := range cmds {
-			rs[j] = m.apply(l.Index, c)
-		}
-		out[i] = rs
-		results = append(results, rs...)
 	}
 	m.mu.Unlock()
 	if m.opts.OnApply != nil {
-		for _, r := range results {
-			m.opts.OnApply(r)
+		for _, o := range out {
+			switch r := o.(type) {
+			case Result:
+				m.opts.OnApply(r)
+			case Results:
+				for _, one := range r {
+					m.opts.OnApply(one)
+				}
+			}
 		}
 	}
 	return out

@@ -189,3 +189,24 @@ func TestPackedDeterminismAndMonotoneFencesProperty(t *testing.T) {
 		}
 	})
 }
+
+// Any bytes either decode to commands that re-encode to an equal entry,
+// or fail with ErrUndecodable; DecodeEntry never panics.
+func FuzzDecodeEntry(f *testing.F) {
+	f.Add(EncodeEntry([]Command{tick(1), tick(2)}))
+	f.Add(EncodeEntry(roundTripCases))
+	f.Add(acq(5, "a", 1, 10).Encode())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cmds, packed, err := DecodeEntry(data)
+		if err != nil {
+			if !errors.Is(err, ErrUndecodable) {
+				t.Fatalf("error %v does not wrap ErrUndecodable", err)
+			}
+			return
+		}
+		again, packedAgain, err := DecodeEntry(EncodeEntry(cmds))
+		if err != nil || packedAgain != packed || !reflect.DeepEqual(again, cmds) {
+			t.Fatalf("re-encode of %+v gave %+v, %v", cmds, again, err)
+		}
+	})
+}

@@ -34,8 +34,15 @@ func (s *Service) Acquire(ctx context.Context, p Params) (fsm.Result, error) {
 	}
 	deadline := time.Now().Add(p.Wait)
 	res, err := s.acquireOrWait(ctx, p)
+	claimed := err == nil && res.Outcome == fsm.Granted && res.Duplicate
+	if claimed {
+		res = s.claimRepeat(ctx, p, res)
+	}
 	if err == nil && res.Outcome == fsm.Granted && ctx.Err() != nil {
-		s.releaseAbandoned(res.Lock)
+		if claimed {
+			s.abandons.unclaim(grantKey(p.Name, p.RequestID))
+		}
+		s.releaseAbandoned(res.Lock, p.RequestID)
 		return fsm.Result{}, ErrClientGone
 	}
 	return res, retryable(err, p.RequestID, time.Until(deadline))

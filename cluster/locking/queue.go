@@ -78,12 +78,12 @@ type waitSet struct {
 	closed     error // set by close: no new waiters
 	gen        *generation
 	// abandoned releases a grant delivered to a waiter that had left.
-	abandoned func(fsm.Lock)
+	abandoned func(lock fsm.Lock, requestID string)
 }
 
 var _ cluster.Handoff = (*waitSet)(nil)
 
-func newWaitSet(maxTotal, maxPerName int, abandoned func(fsm.Lock)) *waitSet {
+func newWaitSet(maxTotal, maxPerName int, abandoned func(fsm.Lock, string)) *waitSet {
 	return &waitSet{
 		queues:     map[string]*queue{},
 		maxTotal:   maxTotal,
@@ -189,7 +189,7 @@ func (ws *waitSet) finish(w *waiter) {
 	ws.dropIfIdle(q)
 	ws.mu.Unlock()
 	if abandoned != nil {
-		go ws.abandoned(*abandoned)
+		go ws.abandoned(*abandoned, w.req.RequestID)
 	}
 }
 
@@ -301,7 +301,7 @@ func (ws *waitSet) delivered(w *waiter, res fsm.Result, err error) {
 	}
 	ws.mu.Unlock()
 	if grant {
-		go ws.abandoned(res.Lock)
+		go ws.abandoned(res.Lock, w.req.RequestID)
 	}
 }
 

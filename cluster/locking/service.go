@@ -62,6 +62,9 @@ type Config struct {
 	// a client that hangs up does not turn a proposal into an unknown
 	// outcome; an abandoned grant is released instead).
 	ProposeTimeout time.Duration
+	// OnAbandoned, when set, is called once for every grant released
+	// because its client went away (for metrics). It must not block.
+	OnAbandoned func()
 }
 
 // Params is one acquire.
@@ -82,6 +85,8 @@ type Service struct {
 	log   hclog.Logger
 	waits *waitSet
 	unsub func()
+	// abandons orders releases of abandoned grants against retries.
+	abandons *abandonRegistry
 }
 
 // New builds the waiting layer on c, subscribes to its events and installs
@@ -90,7 +95,7 @@ func New(c Cluster, cfg Config, log hclog.Logger) *Service {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	s := &Service{c: c, cfg: cfg, log: log}
+	s := &Service{c: c, cfg: cfg, log: log, abandons: newAbandonRegistry()}
 	s.waits = newWaitSet(cfg.MaxWaiters, cfg.MaxWaitersPerName, s.releaseAbandoned)
 	s.unsub = c.Subscribe(s.onEvent)
 	c.SetHandoff(s.waits)
@@ -229,12 +234,3 @@ func retryable(err error, requestID string, remaining time.Duration) error {
 
 // errLeaderChanged ends a waiter whose node stopped leading.
 var errLeaderChanged = fmt.Errorf("%w: %w", ErrLeaderChanged, cluster.ErrNotLeader)
-
-// releaseAbandoned gives back a grant nobody will learn about.
-func (s *Service) releaseAbandoned(lock fsm.Lock) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProposeTimeout)
-	defer cancel()
-	res, err := s.c.Release(ctx, lock.Name, lock.Token, NewRequestID())
-	s.log.Info("released a grant whose client went away", "lock", lock.Name,
-		"fencing_token", lock.Fence, "outcome", res.Outcome.String(), "error", err)
-}
