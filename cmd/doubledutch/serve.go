@@ -223,6 +223,7 @@ func (c *Config) apiConfig(key string) api.Config {
 		APIKey:         key,
 		MaxLifetime:    c.MaxLifetime,
 		MaxWait:        c.MaxWait,
+		LeaderWait:     c.LeaderWait,
 		MaxWaiters:     c.MaxWaiters,
 		MaxConnections: c.MaxConnections,
 	}
