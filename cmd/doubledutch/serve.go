@@ -160,6 +160,9 @@ func (rn *runningNode) wait(ctx context.Context) error {
 // retryable answer, the listener closes and in-flight requests finish,
 // then the node hands leadership over and closes Raft.
 func (rn *runningNode) shutdown() error {
+	// Leadership first: requests waiting here are then carried to the new
+	// leader by a 307 instead of being refused by api.Close.
+	rn.cluster.HandOver()
 	rn.api.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -220,6 +223,7 @@ func (c *Config) apiConfig(key string) api.Config {
 		APIKey:         key,
 		MaxLifetime:    c.MaxLifetime,
 		MaxWait:        c.MaxWait,
+		LeaderWait:     c.LeaderWait,
 		MaxWaiters:     c.MaxWaiters,
 		MaxConnections: c.MaxConnections,
 	}

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/doubledutch/doubledutch/api"
 )
 
 // Names fixed by docker-compose.cluster.yml.
@@ -35,7 +37,9 @@ const (
 	containerUID  = 65532  // the image's USER
 	secretsGID    = 4242   // group the tests give the key files (exercises DD_SECRETS_GID)
 	lockLifetime  = 600.0  // seconds: long enough to outlive the whole test
-	requestWait   = 4 * time.Second
+	// requestWait outlasts the server's wait for a leader (5 s), after
+	// which a node without quorum answers 503.
+	requestWait = api.DefaultLeaderWait + 3*time.Second
 )
 
 // cluster is one compose project of three nodes, started by startCluster

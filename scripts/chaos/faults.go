@@ -67,6 +67,8 @@ type schedule struct {
 	// schedule's own draws (rng) stay the same for a seed.
 	fallback                *rand.Rand
 	kills, isolation, wipes int
+	// failover is the last kill or stop's failover probe result.
+	failover time.Duration
 }
 
 // run injects faults until deadline: first every enabled kind once in a
@@ -124,6 +126,7 @@ func (s *schedule) finalFault(ctx context.Context) {
 
 func (s *schedule) inject(ctx context.Context, kind string) {
 	ev := FaultEvent{Kind: kind, Start: s.rec.Now()}
+	s.failover = -1
 	var detail string
 	switch kind {
 	case FaultKill:
@@ -147,7 +150,7 @@ func (s *schedule) inject(ctx context.Context, kind string) {
 		s.wl.RequestPause(c)
 		detail = fmt.Sprintf("client c%d pauses past its lifetime after its next grant", c)
 	}
-	ev.Detail, ev.End = detail, s.rec.Now()
+	ev.Detail, ev.End, ev.Failover = detail, s.rec.Now(), s.failover
 	s.rec.AddFault(ev)
 	fmt.Fprintf(s.log, "fault %-12s [%s .. %s] %s\n", kind, ms(ev.Start), ms(ev.End), detail)
 }
@@ -176,22 +179,28 @@ func (s *schedule) kill(ctx context.Context) (string, bool) {
 	}
 	isLeader := found && victim == leader
 	n := s.c.nodes[victim]
+	start := time.Now()
 	if err := n.kill(); err != nil {
 		return "kill: " + err.Error(), false
 	}
+	probe := s.failoverProbe(ctx, victim, start)
 	down := s.hold(ctx, 500, 2500)
 	err := n.start()
+	s.failover = probe(5 * time.Second) // the restarted node may take part
 	return fmt.Sprintf("kill -9 %s (leader=%v), down %v, restart: %v", n.id, isLeader, down, errText(err)), isLeader
 }
 
 func (s *schedule) stop(ctx context.Context) (string, bool) {
 	victim, isLeader := s.leaderOr(ctx)
 	n := s.c.nodes[victim]
+	start := time.Now()
 	if err := n.stop(); err != nil {
 		return "stop: " + err.Error(), false
 	}
+	probe := s.failoverProbe(ctx, victim, start)
 	minMs := int((s.maxLife + time.Second) / time.Millisecond)
 	d := s.hold(ctx, minMs, minMs+1000)
+	s.failover = probe(0) // once it resumes, the old leader could grant
 	err := n.cont()
 	return fmt.Sprintf("SIGSTOP %s (leader=%v) for %v, SIGCONT: %v", n.id, isLeader, d, errText(err)), isLeader
 }

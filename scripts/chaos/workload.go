@@ -285,7 +285,7 @@ func (a *actor) invoke(op *Op, call func(context.Context, *client.Client) (uint6
 		if v != definite {
 			a.w.pool.reset(ep, c)
 		}
-		attempts = append(attempts, Attempt{Start: sent, End: rec.Now(), Endpoint: ep, Result: v.String()})
+		attempts = append(attempts, Attempt{Start: sent, End: rec.Now(), Endpoint: ep, Result: v.String(), OK: err == nil})
 		op.Attempts++
 		if err != nil {
 			op.Note = err.Error()
