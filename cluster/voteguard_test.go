@@ -31,23 +31,29 @@ func cutAfterFirstBatch(cutting *atomic.Bool) func(raft.RPC) bool {
 	}
 }
 
-// fillLog commits count entries through the leader, several at a time.
+// fillLog commits at least count new log entries through the leader,
+// proposing from several goroutines until the leader's last index has
+// grown by count. It counts entries, not commands: group commit packs
+// concurrent proposals into one entry, and the tests that fill the log
+// need entries (catch-up batches, lag in entries, a large raft.db).
 func fillLog(t *testing.T, lead *Node, count int) {
 	t.Helper()
+	target := lead.raft.LastIndex() + uint64(count)
 	var wg sync.WaitGroup
+	var seq atomic.Uint64
 	errs := make(chan error, 8)
 	for w := 0; w < 8; w++ {
 		wg.Add(1)
-		go func(w int) {
+		go func() {
 			defer wg.Done()
-			for i := w; i < count; i += 8 {
-				name := fmt.Sprintf("fill-%d", i)
+			for lead.raft.LastIndex() < target {
+				name := fmt.Sprintf("fill-%d-%d", target, seq.Add(1)) // unique across calls
 				if _, err := lead.Acquire(context.Background(), AcquireRequest{Name: name, Lifetime: time.Hour, RequestID: name}); err != nil {
 					errs <- err
 					return
 				}
 			}
-		}(w)
+		}()
 	}
 	wg.Wait()
 	close(errs)
