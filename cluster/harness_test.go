@@ -69,9 +69,12 @@ func newTestCluster(t testing.TB, size int, tuning func(*Config)) *testCluster {
 			APIURL:             "http://" + voters[i].ID + ".invalid",
 			DataDir:            filepath.Join(base, voters[i].ID),
 			Voters:             voters,
-			HeartbeatTimeout:   300 * time.Millisecond,
-			ElectionTimeout:    300 * time.Millisecond,
-			LeaderLeaseTimeout: 150 * time.Millisecond,
+			// The shipped defaults: shorter ones lose leaders to CPU and
+			// fsync stalls on a loaded machine (see Config), and a test
+			// holding a leader across a fill then fails for no bug.
+			HeartbeatTimeout:   DefaultHeartbeatTimeout,
+			ElectionTimeout:    DefaultElectionTimeout,
+			LeaderLeaseTimeout: DefaultLeaderLeaseTimeout,
 			Logger:             logger,
 		}
 		if tuning != nil {
