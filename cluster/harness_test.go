@@ -64,11 +64,11 @@ func newTestCluster(t testing.TB, size int, tuning func(*Config)) *testCluster {
 	base := t.TempDir()
 	for i := 0; i < size; i++ {
 		cfg := Config{
-			NodeID:             voters[i].ID,
-			RaftBind:           voters[i].Address,
-			APIURL:             "http://" + voters[i].ID + ".invalid",
-			DataDir:            filepath.Join(base, voters[i].ID),
-			Voters:             voters,
+			NodeID:   voters[i].ID,
+			RaftBind: voters[i].Address,
+			APIURL:   "http://" + voters[i].ID + ".invalid",
+			DataDir:  filepath.Join(base, voters[i].ID),
+			Voters:   voters,
 			// The shipped defaults: shorter ones lose leaders to CPU and
 			// fsync stalls on a loaded machine (see Config), and a test
 			// holding a leader across a fill then fails for no bug.
