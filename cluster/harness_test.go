@@ -170,6 +170,24 @@ func (tc *testCluster) leader() *Node {
 	return lead
 }
 
+// guardsLifted waits until no live node holds the vote guard every
+// brand-new node starts with (it cannot tell itself from a wiped one, and
+// the guard survives restarts until the node catches up with a leader). A
+// test that kills a node it later needs as a voter calls it first: killed
+// still guarded, the node comes back guarded, and with a second guarded
+// node of three no leader can ever be elected.
+func (tc *testCluster) guardsLifted() {
+	tc.t.Helper()
+	waitFor(tc.t, 10*time.Second, "every node's start-up vote guard lifted", func() bool {
+		for _, n := range tc.live() {
+			if n.guard.isGuarded() {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func (tc *testCluster) index(n *Node) int {
 	tc.mu.Lock()
 	idx := -1
