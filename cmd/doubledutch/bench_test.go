@@ -38,7 +38,7 @@ func BenchmarkHandoff(b *testing.B) {
 		})
 		b.StartTimer()
 		start := time.Now()
-		if err := c.Release(ctx, "handoff", held.SessionToken, ""); err != nil {
+		if err := c.Release(ctx, "handoff", held.Token(), ""); err != nil {
 			b.Fatal(err)
 		}
 		if held = <-granted; held == nil {
