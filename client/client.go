@@ -70,7 +70,7 @@ const (
 // Client talks to a cluster. It is safe for concurrent use.
 type Client struct {
 	cfg       Config
-	endpoints []string            // base URLs without a trailing slash
+	endpoints []string          // base URLs without a trailing slash
 	trusted   map[string]string // origin a redirect may lead to -> its endpoint
 	http      *http.Client
 	// leader is the base URL a follower last redirected to (always a
