@@ -31,6 +31,13 @@ Usage:
                                        create a CA and node certificates
   doubledutch health [--url URL]       exit 0 when the node answers healthy
   doubledutch version
+
+Client (endpoints and key from --endpoints/--api-key/--api-key-file or
+DOUBLEDUTCH_ENDPOINTS/DOUBLEDUTCH_API_KEY/DOUBLEDUTCH_API_KEY_FILE; --ca for TLS; --json):
+  doubledutch lock NAME [--wait D] [--lifetime D] -- COMMAND [ARGS...]
+                                       run COMMAND while holding NAME (fails closed)
+  doubledutch acquire|release|refresh|get|list|cluster ...
+                                       one lock operation; see 'doubledutch CMD --help'
 `
 
 // run dispatches a subcommand and returns the process exit code.
@@ -40,6 +47,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	cmd := "serve"
 	if len(args) > 0 && !isPort(args[0]) && (len(args[0]) == 0 || args[0][0] != '-') {
 		cmd, args = args[0], args[1:]
+	}
+	if c, ok := clientCommands()[cmd]; ok {
+		return c(ctx, args, getenv, stdout, stderr)
 	}
 	var err error
 	switch cmd {
