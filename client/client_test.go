@@ -3,9 +3,12 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -231,5 +234,28 @@ func TestUnknownOutcomeIsReportedWithItsRequestID(t *testing.T) {
 	}
 	if calls.Load() < 2 {
 		t.Fatalf("%d attempts, want retries", calls.Load())
+	}
+}
+
+// CAFile makes the client trust exactly the nodes that CA signed.
+func TestCAFile(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"name":"x","fencing_token":3,"lifetime":1,"expires_in":1}`))
+	}))
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := newTestClient(t, Config{Endpoints: []string{srv.URL}, CAFile: ca})
+	if l, err := c.Get(context.Background(), "x"); err != nil || l.FencingToken != 3 {
+		t.Fatalf("get with the CA: %v", err)
+	}
+	c = newTestClient(t, Config{Endpoints: []string{srv.URL}, MaxAttempts: 1})
+	if _, err := c.Get(context.Background(), "x"); err == nil {
+		t.Fatal("a node signed by an unknown CA was trusted")
+	}
+	if _, err := NewClient(Config{Endpoints: []string{srv.URL}, CAFile: filepath.Join(t.TempDir(), "none")}); err == nil {
+		t.Fatal("a missing CA file was accepted")
 	}
 }
