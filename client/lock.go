@@ -97,7 +97,9 @@ func (c *Client) Acquire(ctx context.Context, name string, opts AcquireOptions) 
 		sent = opts.FirstSent
 	}
 	l.deadline, l.lastSent = l.deadlineFrom(sent, &l.info), sent
+	l.mu.Lock() // expire may run at once, if the deadline has passed
 	l.timer = time.AfterFunc(time.Until(l.deadline), l.expire)
+	l.mu.Unlock()
 	if opts.KeepAlive {
 		kctx, stop := context.WithCancel(context.Background())
 		l.stop, l.keepDone = stop, make(chan struct{})

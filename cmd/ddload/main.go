@@ -35,7 +35,12 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	c := client.New(strings.Split(*endpoints, ","), *key, &tls.Config{InsecureSkipVerify: *insecure})
+	c, err := client.NewClient(client.Config{Endpoints: strings.Split(*endpoints, ","), APIKey: *key,
+		TLS: &tls.Config{InsecureSkipVerify: *insecure}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ddload:", err)
+		os.Exit(2)
+	}
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	fmt.Println("| scenario | workers | pairs/s | pair p50 | pair p99 | errors |")
 	fmt.Println("|---|---|---|---|---|---|")
