@@ -37,6 +37,7 @@ type APIError struct {
 	Message string
 }
 
+// Error formats the status, code and message.
 func (e *APIError) Error() string {
 	return fmt.Sprintf("doubledutch: %d %s: %s", e.Status, e.Code, e.Message)
 }
@@ -84,6 +85,7 @@ type UnknownOutcomeError struct {
 	Last      error     // the last attempt's error
 }
 
+// Error says the outcome is unknown and how to learn it.
 func (e *UnknownOutcomeError) Error() string {
 	return fmt.Sprintf("doubledutch: outcome unknown (retry with request id %s to learn it): last attempt: %v", e.RequestID, e.Last)
 }
@@ -96,6 +98,7 @@ type RedirectError struct {
 	From, To string
 }
 
+// Error names both ends of the refused redirect (never the key).
 func (e *RedirectError) Error() string {
 	return fmt.Sprintf("doubledutch: %s redirected to %s, which is not a configured endpoint: list every node by the URL it advertises (the key is never sent elsewhere)", e.From, e.To)
 }

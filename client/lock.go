@@ -127,10 +127,10 @@ func acquireBody(opts AcquireOptions, reqID string, wait time.Duration) map[stri
 // (see Lock). expires_in, when the answer has it, can only shorten it.
 func (l *Lock) deadlineFrom(sent time.Time, info *LockInfo) time.Time {
 	span := l.lifetime
-	if info.ExpiresIn > 0 && info.ExpiresIn < span {
+	if info.expirySet && info.ExpiresIn < span {
 		span = info.ExpiresIn
 	}
-	span -= time.Duration(float64(span) * l.c.cfg.ClockRateError)
+	span -= time.Duration(float64(max(span, 0)) * l.c.cfg.ClockRateError)
 	return sent.Add(span)
 }
 

@@ -20,21 +20,24 @@ type LockInfo struct {
 	Lifetime     time.Duration `json:"-"` // of the latest grant or refresh
 	ExpiresIn    time.Duration `json:"-"` // left when the leader answered
 	Waiters      int           `json:"waiters"`
+	expirySet    bool          // the answer carried expires_in (possibly 0)
 }
 
 // lockJSON is the wire form of a lock answer (times in seconds).
 type lockJSON struct {
 	LockInfo
-	SessionToken string  `json:"session_token,omitempty"`
-	Duplicate    bool    `json:"duplicate,omitempty"`
-	LifetimeS    float64 `json:"lifetime"`
-	ExpiresInS   float64 `json:"expires_in"`
+	SessionToken string   `json:"session_token,omitempty"`
+	Duplicate    bool     `json:"duplicate,omitempty"`
+	LifetimeS    float64  `json:"lifetime"`
+	ExpiresInS   *float64 `json:"expires_in"`
 }
 
 func (l lockJSON) info() *LockInfo {
 	out := l.LockInfo
 	out.Lifetime = seconds(l.LifetimeS)
-	out.ExpiresIn = seconds(l.ExpiresInS)
+	if l.ExpiresInS != nil {
+		out.ExpiresIn, out.expirySet = seconds(*l.ExpiresInS), true
+	}
 	return &out
 }
 

@@ -36,6 +36,7 @@ type StaleError struct {
 	Highest uint64 // the highest admitted for Key
 }
 
+// Error names the key, the refused token and the highest admitted.
 func (e *StaleError) Error() string {
 	return fmt.Sprintf("fence: token %d for %q is below %d, already admitted: its lock was superseded", e.Token, e.Key, e.Highest)
 }

@@ -41,7 +41,8 @@ func runTests(m *testing.M) int {
 }
 
 // childMain is the command run under `doubledutch lock` in the tests. It
-// connects to DDTEST_ADDR and reports its environment; the test sees it
+// connects to DDTEST_ADDR and reports its environment (whether the API
+// key reached it, the lock's name and fencing token); the test sees it
 // die as the connection's end (the kernel closes it at exit). With
 // DDTEST_EXIT it exits at once with that code; otherwise it waits for
 // SIGINT/SIGTERM, reports the signal and exits with DDTEST_ON_SIGNAL's
@@ -53,7 +54,8 @@ func childMain() int {
 	if err != nil {
 		return 3
 	}
-	fmt.Fprintf(conn, "pid=%d lock=%s fence=%s\n", os.Getpid(), os.Getenv("DOUBLEDUTCH_LOCK"), os.Getenv("DOUBLEDUTCH_FENCE"))
+	fmt.Fprintf(conn, "pid=%d key=%t lock=%s fence=%s\n", os.Getpid(), os.Getenv("DOUBLEDUTCH_API_KEY") != "",
+		os.Getenv("DOUBLEDUTCH_LOCK"), os.Getenv("DOUBLEDUTCH_FENCE"))
 	if code := os.Getenv("DDTEST_EXIT"); code != "" {
 		n, _ := strconv.Atoi(code)
 		return n

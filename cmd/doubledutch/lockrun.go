@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -88,7 +89,7 @@ func (r *lockRun) killMargin() time.Duration { return max(r.lifetime/50, 50*time
 // runUnder runs the command while l is held and returns lock's exit code.
 func (r *lockRun) runUnder(l *client.Lock, stderr io.Writer) int {
 	cmd := exec.Command(r.command[0], r.command[1:]...)
-	cmd.Env = append(os.Environ(), "DOUBLEDUTCH_LOCK="+l.Name(), "DOUBLEDUTCH_FENCE="+strconv.FormatUint(l.Fence(), 10))
+	cmd.Env = append(childEnv(os.Environ()), "DOUBLEDUTCH_LOCK="+l.Name(), "DOUBLEDUTCH_FENCE="+strconv.FormatUint(l.Fence(), 10))
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = ownProcessGroup()
 	sigs := make(chan os.Signal, 4)
@@ -111,6 +112,19 @@ func (r *lockRun) runUnder(l *client.Lock, stderr io.Writer) int {
 		return exitLost
 	}
 	return exitStatus(err)
+}
+
+// childEnv is the environment without the API key: the command gets the
+// lock's name and fencing token, not the secret that takes locks (it can
+// read DOUBLEDUTCH_API_KEY_FILE if it needs one).
+func childEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "DOUBLEDUTCH_API_KEY=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // release gives the lock back, bounded: the cluster may be unreachable
