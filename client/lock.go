@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -52,7 +53,7 @@ type AcquireOptions struct {
 // earlier one's request id must say when that one was first sent
 // (AcquireOptions.FirstSent): its grant may date from then. A grant that
 // came late (after a long wait) leaves less than a lifetime before
-// Deadline; the keepalive then refreshes at once.
+// Deadline; with KeepAlive, Acquire refreshes it before returning.
 //
 // What no lease can do is stop a process that is paused (GC, swap, a
 // stopped VM or a suspended laptop, whose monotonic clock stands still)
@@ -97,6 +98,11 @@ func (c *Client) Acquire(ctx context.Context, name string, opts AcquireOptions) 
 		sent = opts.FirstSent
 	}
 	l.deadline, l.lastSent = l.deadlineFrom(sent, &l.info), sent
+	if opts.KeepAlive && time.Until(l.deadline) < l.lifetime*2/3 {
+		if err := l.reanchor(ctx); err != nil {
+			return nil, err
+		}
+	}
 	l.mu.Lock() // expire may run at once, if the deadline has passed
 	l.timer = time.AfterFunc(time.Until(l.deadline), l.expire)
 	l.mu.Unlock()
@@ -120,6 +126,28 @@ func acquireBody(opts AcquireOptions, reqID string, wait time.Duration) map[stri
 		body["owner"] = opts.Owner
 	}
 	return body
+}
+
+// reanchor refreshes a grant that came late (after a long wait, the
+// deadline counted from the first send is near or past) before the handle
+// is handed out, as the keepalive would at once, so that the handle is
+// not born lost.
+func (l *Lock) reanchor(ctx context.Context) error {
+	sent := time.Now()
+	info, err := l.c.refresh(ctx, l.name, l.token, l.lifetime, "", l.attemptTimeout())
+	switch {
+	case errors.Is(err, ErrNotHeld) || errors.Is(err, ErrNotFound):
+		return &lostError{why: "granted, but expired before the grant could be confirmed"}
+	case err != nil && !time.Now().Before(l.deadline):
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.attemptTimeout())
+		defer cancel()
+		_ = l.c.Release(rctx, l.name, l.token, "")
+		return fmt.Errorf("doubledutch: granted after waiting, but not confirmed before its deadline: %w", err)
+	case err != nil:
+		return nil // the first anchor stands; the keepalive retries
+	}
+	l.deadline, l.lastSent = l.deadlineFrom(sent, info), sent
+	return nil
 }
 
 // deadlineFrom is the deadline of a grant or refresh first sent at sent:
