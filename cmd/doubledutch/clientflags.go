@@ -129,8 +129,10 @@ func fail(stderr io.Writer, code int, err error) int {
 	return code
 }
 
+// oneLine is err's text on one line, without the client package's
+// "doubledutch: " prefix (the command prints its own).
 func oneLine(err error) string {
-	return strings.Join(strings.Fields(err.Error()), " ")
+	return strings.TrimPrefix(strings.Join(strings.Fields(err.Error()), " "), "doubledutch: ")
 }
 
 // parseFailed reports a parse error as one line (nothing for --help) and

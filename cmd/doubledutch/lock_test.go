@@ -286,3 +286,21 @@ func grantElsewhere(t *testing.T, cl *ddtest.Cluster, name string, timeout time.
 	t.Fatalf("no other client was granted %s within %v", name, timeout)
 	return time.Time{}
 }
+
+// A lock granted after a wait longer than its lifetime still runs the
+// command under a live lock: the grant is refreshed before it starts
+// (counted from the first send, its deadline would already have passed).
+func TestLockAfterALongWaitRunsTheCommand(t *testing.T) {
+	cl := ddtest.Start(t, lockBinary)
+	c := testClient(t, cl.URLs())
+	if _, err := c.Acquire(context.Background(), "queue", client.AcquireOptions{Lifetime: 1500 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	w := watchChild(t)
+	p := startLock(t, cl, w, []string{"queue", "--wait", "20s", "--lifetime", "1s"}, "DDTEST_EXIT=0")
+	w.next(t, 30*time.Second)
+	if code := p.exitCode(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit code %d, want the command's 0", code)
+	}
+	assertFree(t, c, "queue")
+}
