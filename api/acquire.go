@@ -139,7 +139,8 @@ func takeTurn(w *waiter) bool {
 // extendWait decides whether a waiter whose timeout has passed keeps
 // waiting: it does while the lock's holder is due to expire by the
 // waiter's own limit (arrival + timeout, cluster time) and that expiry has
-// not been applied yet (DESIGN section 4). It returns when to look again.
+// not been applied yet (docs/design.md, Waiting for a lock: "not turned
+// away early"). It returns when to look again.
 func (s *Server) extendWait(name string, limit int64) (time.Duration, bool) {
 	lock, held, _, _ := s.cluster.StaleReadLock(name)
 	if !held || lock.Deadline > limit {

@@ -11,7 +11,7 @@ import (
 // Cluster is everything api needs from the replicated core. *cluster.Node
 // satisfies it; tests use a fake. api declares the interface itself so that
 // it never reaches into raft and so that its handlers can be tested without
-// a cluster (DESIGN section 2).
+// a cluster (docs/design.md, Packages and layering).
 //
 // Contract api relies on:
 //   - Proposals (Acquire, Release, Refresh) return an fsm.Result when the

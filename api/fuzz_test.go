@@ -10,8 +10,8 @@ import (
 )
 
 // The fuzz targets feed arbitrary input through the full handler stack,
-// on a fresh fake cluster each time, and check the promises of DESIGN
-// section 11: no panic, no 5xx, every refusal a 4xx JSON error, and a
+// on a fresh fake cluster each time, and check the promises of
+// docs/design.md, Bad input: no panic, no 5xx, every refusal a 4xx JSON error, and a
 // request refused by validation proposes nothing and changes no state.
 // Seeds are below and in testdata/fuzz/.
 

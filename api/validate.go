@@ -10,7 +10,8 @@ import (
 )
 
 // Validation happens before anything is proposed: a bad request gets a 400
-// that says what is wrong and never reaches the log (DESIGN section 11).
+// that says what is wrong and never reaches the log (docs/design.md,
+// Bad input).
 
 // checkName accepts a non-empty, bounded, printable UTF-8 lock name.
 func (c *Config) checkName(name string) error {

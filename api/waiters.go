@@ -8,7 +8,7 @@ import (
 	"github.com/doubledutch/doubledutch/cluster"
 )
 
-// Waiting for a lock (DESIGN section 8).
+// Waiting for a lock (docs/design.md, Waiting for a lock).
 //
 // Each contended name has a FIFO queue of waiters. A waiter is the request
 // handler's own goroutine parked in a select: it costs a small struct, a

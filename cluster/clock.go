@@ -10,7 +10,8 @@ import (
 // are refused until leadership has been verified again.
 var errClockStalled = fmt.Errorf("%w: leader clock stalled, verifying leadership", ErrNotApplied)
 
-// leaseClock is the leader's reading of cluster time (DESIGN section 4):
+// leaseClock is the leader's reading of cluster time (docs/design.md, The
+// lease clock):
 // base, the applied lease clock when this leader's Barrier returned, plus
 // the monotonic time elapsed since. It runs only while this node leads.
 type leaseClock struct {

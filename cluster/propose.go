@@ -88,7 +88,8 @@ func (n *Node) propose(c fsm.Command) (fsm.Result, error) {
 	return r, nil
 }
 
-// classify sorts Raft's errors into the three outcomes of DESIGN section 6.
+// classify sorts Raft's errors into the three outcomes of docs/design.md,
+// Outcomes.
 func classify(err error) error {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader):

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Proposal outcomes other than "applied" (DESIGN section 6). Callers match
+// Proposal outcomes other than "applied" (docs/design.md, Outcomes). Callers match
 // them with errors.Is; the specific cause is wrapped alongside.
 var (
 	// ErrNotLeader means this node is not the leader: nothing was

@@ -5,7 +5,7 @@
 // never draws a random number and iterates only in sorted orders, so that
 // replaying one log on any node, after a restart or a snapshot install,
 // yields byte-identical state. Time comes only from the stamps the leader
-// puts in commands (the lease clock, DESIGN section 4). It does no I/O but
+// puts in commands (docs/design.md, The lease clock). It does no I/O but
 // the snapshot sink and knows nothing of the network.
 package fsm
 

@@ -14,8 +14,8 @@ import (
 // A holder retries a refresh: the retry (reading 3000) is applied first
 // and answered "deadline 8000"; the original (reading 2000) lands after it
 // and moves the deadline back to 7000, so the lock expires 1 s before a
-// deadline the service already promised. DESIGN section 4 says no landing
-// order may make a lock expire before its lifetime has passed. Fixed:
+// deadline the service already promised. docs/design.md (Expiry) says no
+// landing order may make a lock expire before its lifetime has passed. Fixed:
 // refresh never moves a deadline earlier.
 func TestStaleRefreshMustNotShortenPromisedDeadline(t *testing.T) {
 	r := newRig(t)

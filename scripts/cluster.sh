@@ -6,7 +6,8 @@
 #                                        start the cluster, wait for a leader
 #   scripts/cluster.sh down [--wipe]     stop it; --wipe also deletes the data
 #                                        volumes (the next up starts afresh)
-#   scripts/cluster.sh status            containers and each node's health
+#   scripts/cluster.sh status            each node with its container, health
+#                                        and the leader's container
 #   scripts/cluster.sh logs [SERVICE]    follow the logs (dd1, dd2, dd3)
 #   scripts/cluster.sh certs             only create the certificates, API key
 #                                        and compose.env
@@ -132,6 +133,19 @@ DD_PORT3=${ports[2]}
 EOF
 }
 
+# container prints the name of the container that runs node i (0-based):
+# service ddN runs nodeN. The name depends on the compose version
+# (project_dd1_1 or project-dd1-1), so ask compose for it.
+container() {
+  local id
+  id="$(compose ps -q "dd$(($1 + 1))" 2>/dev/null | head -1)"
+  if [ -n "$id" ]; then
+    docker inspect -f '{{.Name}}' "$id" 2>/dev/null | sed 's|^/||'
+  else
+    echo "(no container)"
+  fi
+}
+
 # health prints one line for node i (0-based) and succeeds when it is
 # healthy (serves and knows a leader).
 health() {
@@ -167,9 +181,9 @@ print_usage_info() {
   cat <<EOF
 
 DoubleDutch cluster "$project" is up:
-  node1  https://$host:${ports[0]}
-  node2  https://$host:${ports[1]}
-  node3  https://$host:${ports[2]}
+  node1  https://$host:${ports[0]}  container $(container 0)
+  node2  https://$host:${ports[1]}  container $(container 1)
+  node3  https://$host:${ports[2]}  container $(container 2)
   CA certificate  $certs/ca.crt
   API key         $certs/api-key.txt   (first line)
 
@@ -183,6 +197,7 @@ Try it (followers redirect to the leader; -L follows):
        -X POST -d '{"lifetime":60}' https://$host:${ports[2]}/v1/locks/demo2
   curl -s --cacert $certs/ca.crt -H "Authorization: Bearer \$KEY" https://$host:${ports[0]}/v1/cluster
 
+Which node leads, and in which container: scripts/cluster.sh status
 Stop: scripts/cluster.sh down   (keeps the data; --wipe deletes it)
 EOF
 }
@@ -216,15 +231,34 @@ case "$cmd" in
       esac
     done
     compose down "${wipe[@]}"
+    if [ "${#wipe[@]}" -gt 0 ]; then
+      echo "==> removed the containers, the network and the data volumes (every lock is gone)."
+    else
+      echo "==> removed the containers and the network; the data volumes are kept (add --wipe to delete them)."
+    fi
+    echo "    Kept: $certs (CA, node certificates and keys, API key; 'rm -rf $certs' to delete)"
+    echo "    and the image $image ('docker image rm $image' to delete)."
     ;;
   status)
     [ -f "$env_file" ] || die "no $env_file: the cluster was never started (scripts/cluster.sh up)"
     compose ps
     ensure_binary
+    echo
+    leader=""
     for i in 0 1 2; do
-      printf '%s  https://localhost:%s  ' "${nodes[$i]}" "${ports[$i]}"
-      health "$i" || true
+      name="$(container "$i")"
+      out="$(health "$i" || true)"
+      printf '%s  %-24s  https://localhost:%s  %s\n' "${nodes[$i]}" "$name" "${ports[$i]}" "$out"
+      case "$out" in
+        *'"leader_id":"'*) leader="$(printf '%s' "$out" | sed 's/.*"leader_id":"\([^"]*\)".*/\1/')" ;;
+      esac
     done
+    for i in 0 1 2; do
+      if [ "${nodes[$i]}" = "$leader" ]; then
+        echo "leader: $leader, container $(container "$i") (e.g. docker kill $(container "$i"))"
+      fi
+    done
+    [ -n "$leader" ] || echo "leader: none known"
     ;;
   logs)
     compose logs -f --tail 100 "$@"

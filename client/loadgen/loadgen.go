@@ -1,6 +1,6 @@
 // Package loadgen drives lock+unlock load through the v1 API and measures
-// it, in the same scenarios as the etcd reference kit in ../shared/bench
-// (uncontended: each worker its own lock; contended: every worker the same
+// it, in the same scenarios as the etcd reference benchmark kit (not part
+// of this repository; see the README's Performance section) (uncontended: each worker its own lock; contended: every worker the same
 // lock), so the two can be compared side by side on one machine. It only
 // talks to the endpoints it is given and every loop is bounded in time.
 package loadgen

@@ -1,7 +1,9 @@
 // Command ddload is the load generator for a DoubleDutch cluster: lock+
 // unlock pairs per second and pair latency, uncontended and contended, at
-// several worker counts, in the same scenarios as ../shared/bench's
-// etcdlock, so the two can be compared on one machine.
+// several worker counts, in the same scenarios as the etcd reference
+// benchmark kit's etcdlock (not part of this repository; the README's
+// Performance section quotes its figures), so the two can be compared on
+// one machine.
 //
 //	go run ./cmd/doubledutch dev &
 //	go run ./cmd/ddload -endpoints http://127.0.0.1:8001 -key KEY -workers 1,8,64

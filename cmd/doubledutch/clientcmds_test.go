@@ -71,3 +71,12 @@ func TestClientSubcommandErrorsAreOneLine(t *testing.T) {
 		}
 	}
 }
+
+func TestClientSubcommandHelp(t *testing.T) {
+	for _, cmd := range []string{"lock", "acquire", "release", "refresh", "get", "list", "cluster"} {
+		code, out, errs := runCLI(t, nil, "help", cmd)
+		if code != 0 || !strings.Contains(out, "Usage: doubledutch "+cmd) || !strings.Contains(out, "-endpoints") || errs != "" {
+			t.Errorf("help %s: exit %d, stdout %q, stderr %q", cmd, code, out, errs)
+		}
+	}
+}

@@ -12,6 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/doubledutch/doubledutch/cluster"
 )
@@ -45,13 +48,64 @@ func devCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	printDevBanner(stdout, nodes, key)
+	ctx, stopWatch := exitWithParent(ctx, parentPollInterval)
+	defer stopWatch()
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\nstopping the dev cluster")
+	err = stopDevNodes(nodes)
+	if err == nil {
+		fmt.Fprintln(stdout, "stopped")
+	}
+	return err
+}
+
+// stopDevNodes is a planned shutdown of the whole cluster. Whatever the
+// order, the last nodes up see their peers vanish, and Raft logs that as
+// errors (failed appendEntries, connection refused, stepping down) that
+// look like a crash. Nothing is wrong, so each node's logging is switched
+// off once its API has stopped taking requests; a real failure still
+// surfaces as the error returned here.
+func stopDevNodes(nodes []*runningNode) error {
 	var errs []error
+	for _, n := range nodes {
+		n.api.Close() // waiting requests end with a retryable answer
+	}
+	for _, n := range nodes {
+		n.log.SetLevel(hclog.Off)
+	}
 	for i := len(nodes) - 1; i >= 0; i-- {
 		errs = append(errs, nodes[i].shutdown())
 	}
 	return errors.Join(errs...)
+}
+
+// parentPollInterval is how often dev checks that its parent is alive.
+const parentPollInterval = 500 * time.Millisecond
+
+// exitWithParent returns a context that also ends when this process's
+// parent goes away (the process is re-parented, so its parent pid
+// changes). `go run` does not pass on a signal sent to it, so a dev
+// cluster started by `go run ... &` would otherwise outlive a kill of the
+// go command that started it.
+func exitWithParent(ctx context.Context, every time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	parent := os.Getppid()
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if os.Getppid() != parent {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return ctx, cancel
 }
 
 func devDataDir(dir string) (string, func(), error) {

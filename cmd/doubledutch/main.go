@@ -31,19 +31,37 @@ Usage:
                                        create a CA and node certificates
   doubledutch health [--url URL]       exit 0 when the node answers healthy
   doubledutch version
+  doubledutch help [COMMAND]           this text, or a command's flags
 
-Client (endpoints and key from --endpoints/--api-key/--api-key-file or
-DOUBLEDUTCH_ENDPOINTS/DOUBLEDUTCH_API_KEY/DOUBLEDUTCH_API_KEY_FILE; --ca for TLS; --json):
+Client (nodes, key and CA from flags or DOUBLEDUTCH_ENDPOINTS, DOUBLEDUTCH_API_KEY
+or DOUBLEDUTCH_API_KEY_FILE, DOUBLEDUTCH_CA; --json for scripts):
   doubledutch lock NAME [--wait D] [--lifetime D] -- COMMAND [ARGS...]
                                        run COMMAND while holding NAME (fails closed)
   doubledutch acquire|release|refresh|get|list|cluster ...
-                                       one lock operation; see 'doubledutch CMD --help'
+                                       one lock operation
+
+Each command lists its own flags: 'doubledutch serve --help' (every flag
+also has a DOUBLEDUTCH_* environment variable), 'doubledutch dev --help',
+'doubledutch certs --help', 'doubledutch health --help', 'doubledutch lock --help'.
 `
+
+// isHelp reports whether a first argument asks for the usage text rather
+// than a node: without this check "--help" would reach serve's flags.
+func isHelp(arg string) bool {
+	return arg == "help" || arg == "-h" || arg == "--help" || arg == "-help"
+}
 
 // run dispatches a subcommand and returns the process exit code.
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(args) > 0 && isHelp(args[0]) {
+		if len(args) > 1 && !isHelp(args[1]) { // help COMMAND
+			return run([]string{args[1], "--help"}, getenv, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
 	cmd := "serve"
 	if len(args) > 0 && !isPort(args[0]) && (len(args[0]) == 0 || args[0][0] != '-') {
 		cmd, args = args[0], args[1:]
@@ -63,8 +81,6 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		err = healthCommand(ctx, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "doubledutch", api.Version)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
 	default:
 		fmt.Fprintf(stderr, "doubledutch: unknown command %q\n\n%s", cmd, usage)
 		return 2

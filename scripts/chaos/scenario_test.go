@@ -10,7 +10,7 @@ import (
 
 // TestRetryAfterAbandonedGrant is a targeted fault scenario. A grant that
 // commits after its client gave up is released by the server (no lock is
-// held for nobody, DESIGN section 8); the client then retries with the
+// held for nobody, docs/design.md, Waiting for a lock); the client then retries with the
 // same request id, as it must after an unknown outcome. The retry must not
 // be told it holds a lock that has been released.
 //
