@@ -93,7 +93,7 @@ func (c *Client) call(ctx context.Context, r request) error {
 // error when the context ended).
 func giveUp(ctx context.Context, r request, start time.Time, last error, unknown bool) error {
 	if unknown {
-		return &UnknownOutcomeError{RequestID: r.requestID, FirstSent: start, Last: last}
+		return &UnknownOutcomeError{RequestID: r.requestID, FirstSent: start, Last: last, Cause: ctx.Err()}
 	}
 	if ctx.Err() != nil && !errors.Is(last, ctx.Err()) {
 		return errors.Join(ctx.Err(), last)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -257,5 +258,28 @@ func TestCAFile(t *testing.T) {
 	}
 	if _, err := NewClient(Config{Endpoints: []string{srv.URL}, CAFile: filepath.Join(t.TempDir(), "none")}); err == nil {
 		t.Fatal("a missing CA file was accepted")
+	}
+}
+
+// A call whose context ends while an attempt may have been applied is
+// both of unknown outcome and cancelled.
+func TestCancelledCallIsUnknownAndCancelled(t *testing.T) {
+	hang, stop := make(chan struct{}, 1), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // then the server notices the hang-up
+		hang <- struct{}{}
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	defer srv.Close()
+	defer close(stop)
+	c := newTestClient(t, Config{Endpoints: []string{srv.URL}})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-hang; cancel() }()
+	_, err := c.Acquire(ctx, "x", AcquireOptions{Wait: time.Minute})
+	if !errors.Is(err, ErrUnknownOutcome) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled acquire: %v", err)
 	}
 }

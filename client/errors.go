@@ -83,6 +83,7 @@ type UnknownOutcomeError struct {
 	RequestID string
 	FirstSent time.Time // when the call's first attempt was sent
 	Last      error     // the last attempt's error
+	Cause     error     // the context's error, when it ended the call
 }
 
 // Error says the outcome is unknown and how to learn it.
@@ -92,6 +93,10 @@ func (e *UnknownOutcomeError) Error() string {
 
 // Is makes the error match ErrUnknownOutcome.
 func (e *UnknownOutcomeError) Is(target error) bool { return target == ErrUnknownOutcome }
+
+// Unwrap returns the context's error when the context ended the call, so
+// that errors.Is(err, context.Canceled) holds too.
+func (e *UnknownOutcomeError) Unwrap() error { return e.Cause }
 
 // RedirectError is a redirect the client refused to follow.
 type RedirectError struct {

@@ -25,7 +25,8 @@ func TestHTTPSClusterWithGeneratedCertificates(t *testing.T) {
 	// Every node's certificate verifies against the CA, and reads through
 	// followers reach the same lock.
 	for _, u := range ec.urls {
-		got, err := client.New([]string{u}, testKey, ec.tlsConf).Get(context.Background(), "tls")
+		// u first; the others so that its redirect to the leader is followed.
+		got, err := client.New(append([]string{u}, ec.urls...), testKey, ec.tlsConf).Get(context.Background(), "tls")
 		if err != nil || got.FencingToken != l.Fence() {
 			t.Fatalf("read via %s: %+v %v", u, got, err)
 		}
