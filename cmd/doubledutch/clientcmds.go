@@ -37,7 +37,7 @@ func setup(name, synopsis string, nPos int, args []string, getenv func(string) s
 	extra func(fs flagSet)) ([]string, *client.Client, *clientFlags, int) {
 	fs := newFlags(name, synopsis, stdout)
 	cf := &clientFlags{}
-	cf.register(fs, getenv)
+	cf.register(fs, getenv, true)
 	if extra != nil {
 		extra(fs)
 	}

@@ -35,13 +35,15 @@ type clientFlags struct {
 }
 
 // register declares the shared flags on fs, defaulting from the
-// environment.
-func (f *clientFlags) register(fs *flag.FlagSet, getenv func(string) string) {
+// environment; --json too, for the subcommands that print results.
+func (f *clientFlags) register(fs *flag.FlagSet, getenv func(string) string, withJSON bool) {
 	fs.StringVar(&f.endpoints, "endpoints", getenv("DOUBLEDUTCH_ENDPOINTS"), "comma-separated node URLs, as the nodes advertise them ($DOUBLEDUTCH_ENDPOINTS)")
 	fs.StringVar(&f.key, "api-key", getenv("DOUBLEDUTCH_API_KEY"), "API key ($DOUBLEDUTCH_API_KEY; prefer the environment or --api-key-file)")
 	fs.StringVar(&f.keyFile, "api-key-file", getenv("DOUBLEDUTCH_API_KEY_FILE"), "file whose first line is the API key ($DOUBLEDUTCH_API_KEY_FILE)")
 	fs.StringVar(&f.ca, "ca", getenv("DOUBLEDUTCH_CA"), "CA certificate (PEM) that signs the nodes' certificates ($DOUBLEDUTCH_CA)")
-	fs.BoolVar(&f.json, "json", false, "print JSON for scripts")
+	if withJSON {
+		fs.BoolVar(&f.json, "json", false, "print JSON for scripts")
+	}
 }
 
 // client builds the API client the flags describe.

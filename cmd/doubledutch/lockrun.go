@@ -46,6 +46,9 @@ func lockCommand(ctx context.Context, args []string, getenv func(string) string,
 	if errors.Is(err, client.ErrBusy) {
 		return fail(stderr, exitNotAcquired, fmt.Errorf("lock %s is busy: not acquired within %v; the command was not run", r.name, r.wait))
 	}
+	if ctx.Err() != nil {
+		return fail(stderr, exitLockFailed, fmt.Errorf("interrupted while acquiring lock %s; the command was not run", r.name))
+	}
 	if err != nil {
 		return fail(stderr, exitLockFailed, fmt.Errorf("lock %s not acquired: %w", r.name, err))
 	}
@@ -55,7 +58,7 @@ func lockCommand(ctx context.Context, args []string, getenv func(string) string,
 func parseLock(args []string, getenv func(string) string, stdout io.Writer) (*lockRun, error) {
 	r := &lockRun{}
 	fs := newFlags("lock", lockSynopsis, stdout)
-	r.cf.register(fs, getenv)
+	r.cf.register(fs, getenv, false)
 	fs.DurationVar(&r.wait, "wait", 0, "how long to wait while the lock is held by someone else")
 	fs.DurationVar(&r.lifetime, "lifetime", 30*time.Second, "lock lifetime; the lock is refreshed every third of it")
 	fs.DurationVar(&r.grace, "grace", 0, "time between SIGTERM and SIGKILL when the lock cannot be kept (default: a quarter of the lifetime, at most 10s)")
