@@ -207,8 +207,9 @@ func clusterCommand(ctx context.Context, args []string, getenv func(string) stri
 		out = append(out, map[string]any{"endpoint": n.Endpoint, "status": n.Status})
 		s := n.Status
 		leader, _ := s["leader"].(map[string]any)
-		fmt.Fprintf(tw, "%s\t%v\t%v\t%v\t%v\t%v\t%v\t%vs\n", n.Endpoint, s["node_id"], s["raft_state"], leader["id"],
-			s["term"], s["commit_index"], s["applied_index"], s["last_contact"])
+		contact, _ := s["last_contact"].(float64)
+		fmt.Fprintf(tw, "%s\t%v\t%v\t%v\t%v\t%v\t%v\t%v\n", n.Endpoint, s["node_id"], s["raft_state"], leader["id"],
+			s["term"], s["commit_index"], s["applied_index"], seconds(contact).Round(time.Millisecond))
 	}
 	if cf.json {
 		printJSON(stdout, out)
@@ -220,6 +221,8 @@ func clusterCommand(ctx context.Context, args []string, getenv func(string) stri
 	}
 	return 0
 }
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 // flagSet is what subcommands declare their own flags on.
 type flagSet interface {
