@@ -121,3 +121,27 @@ func TestLateGrantIsReanchoredWithKeepAlive(t *testing.T) {
 		t.Fatalf("not re-anchored: %d refreshes, deadline in %v", f.count(), time.Until(l.Deadline()))
 	}
 }
+
+// WithLock's function sees its context end when the keepalive's refresh
+// is refused, and the call reports the loss even though fn returned nil.
+func TestWithLockEndsTheWorkWhenTheLockIsLost(t *testing.T) {
+	f := &fakeNode{refresh: func(int) (int, string) {
+		return http.StatusConflict, `{"error":{"code":"not_held","message":"expired"}}`
+	}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	c := newTestClient(t, Config{Endpoints: []string{srv.URL}})
+	var fence uint64
+	err := c.WithLock(context.Background(), "x", AcquireOptions{Lifetime: 300 * time.Millisecond},
+		func(ctx context.Context, l *Lock) error {
+			fence = l.Fence()
+			<-ctx.Done()
+			return nil
+		})
+	if !errors.Is(err, ErrLockLost) || fence != 5 {
+		t.Fatalf("WithLock after a refused refresh: %v (fence %d)", err, fence)
+	}
+	if f.count() == 0 {
+		t.Fatal("the keepalive never refreshed")
+	}
+}
