@@ -132,7 +132,7 @@ func TestWithLockEndsTheWorkWhenTheLockIsLost(t *testing.T) {
 	defer srv.Close()
 	c := newTestClient(t, Config{Endpoints: []string{srv.URL}})
 	var fence uint64
-	err := c.WithLock(context.Background(), "x", AcquireOptions{Lifetime: 300 * time.Millisecond},
+	err := c.WithLock(context.Background(), "x", AcquireOptions{Lifetime: time.Second},
 		func(ctx context.Context, l *Lock) error {
 			fence = l.Fence()
 			<-ctx.Done()
