@@ -90,6 +90,7 @@ func startLock(t *testing.T, cl *ddtest.Cluster, w *childWatch, args []string, e
 	cmd.Env = append(cmd.Env, env...)
 	p := &lockProcess{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stderr, p.stderr
+	ddtest.DieWithParent(cmd) // and its command dies with it
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

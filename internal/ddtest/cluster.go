@@ -118,6 +118,7 @@ func (n *Node) start(bin string, args []string) error {
 	n.cmd = exec.Command(bin, args...)
 	n.cmd.Env = append(os.Environ(), "DOUBLEDUTCH_API_KEY="+Key)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
+	DieWithParent(n.cmd)
 	return n.cmd.Start()
 }
 
