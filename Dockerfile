@@ -51,11 +51,12 @@ EXPOSE 8000 7000
 USER 65532:65532
 WORKDIR /data
 
-# `doubledutch health` GETs $DOUBLEDUTCH_API_URL/v1/health and verifies the
-# certificate against $DOUBLEDUTCH_HEALTH_CA: healthy while the node serves
-# and knows a leader. No curl needed.
+# `doubledutch health --endpoint /readyz` GETs $DOUBLEDUTCH_API_URL/readyz and
+# verifies the certificate against $DOUBLEDUTCH_HEALTH_CA: healthy while the
+# node knows a leader, has heard from it lately, has applied what it knows
+# committed and is not shutting down. No curl needed.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["/doubledutch", "health"]
+  CMD ["/doubledutch", "health", "--endpoint", "/readyz"]
 
 # SIGTERM makes a leader hand leadership over before it exits; give it time
 # (docker stop -t, compose stop_grace_period).

@@ -39,6 +39,7 @@ type acquireParams struct {
 func (s *Server) acquire(ctx context.Context, p acquireParams) (fsm.Result, error) {
 	res, err := s.acquireOrWait(ctx, p)
 	if err == nil && res.Outcome == fsm.Granted && ctx.Err() != nil {
+		s.noteAbandoned()
 		s.releaseAbandoned(ctx, res.Lock)
 		return fsm.Result{}, ErrClientGone
 	}

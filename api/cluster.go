@@ -43,6 +43,9 @@ type Cluster interface {
 	StaleReadLock(name string) (lock fsm.Lock, held bool, now int64, staleness time.Duration)
 	// StaleListLocks is the local-state counterpart of ListLocks.
 	StaleListLocks(prefix, after string, limit int) (locks []fsm.Lock, now int64, staleness time.Duration)
+	// Lag says how far this node may be behind; its StaleReadErr decides
+	// whether stale reads are answered.
+	Lag() cluster.Lag
 	// ClusterNow is the leader's current lease-clock reading (cluster ms).
 	ClusterNow() (int64, error)
 	// Leader says who leads, as far as this node knows.
@@ -53,8 +56,12 @@ type Cluster interface {
 	Subscribe(fn func(cluster.Event)) (cancel func())
 	// StateDigest hashes this node's whole state at its applied index.
 	StateDigest() (applied uint64, digest string)
-	// AddVoter adds a node to the Raft configuration (leader only).
-	AddVoter(id, raftAddr string) error
-	// RemoveServer removes a node from the Raft configuration (leader only).
-	RemoveServer(id string) error
+	// AddVoter adds a node to the Raft configuration (leader only). It
+	// refuses (cluster.ErrQuorumAtRisk) a change after which no quorum of
+	// voters is reachable, unless given cluster.Force.
+	AddVoter(id, raftAddr string, opts ...cluster.MembershipOption) error
+	// RemoveServer removes a node from the Raft configuration (leader
+	// only): cluster.ErrNotMember for a non-member, ErrQuorumAtRisk as
+	// AddVoter.
+	RemoveServer(id string, opts ...cluster.MembershipOption) error
 }

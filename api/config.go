@@ -22,6 +22,11 @@ const (
 	DefaultMaxBodyBytes      = 64 << 10
 	DefaultProposeTimeout    = 10 * time.Second
 	DefaultRetryAfter        = time.Second
+	DefaultBodyTimeout       = 10 * time.Second // a 64 KiB body needs only 6.5 KB/s
+	DefaultHeaderTimeout     = 10 * time.Second
+	DefaultWriteTimeout      = time.Minute
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultListLimit         = 100  // GET /v1/locks page size without limit=
 	MaxListLimit             = 1000 // the largest limit= accepted
 	// MaxRequestIDLength bounds client request ids; api appends a short
@@ -40,6 +45,11 @@ type Config struct {
 	// original always requires a key, and so does New: an empty key is
 	// an error unless InsecureNoAuth is set.
 	APIKey string
+	// AdminKey is the bearer key of the admin endpoints (membership
+	// changes). It must differ from APIKey: a lock client must not be able
+	// to add a voter of its own. Empty: admin endpoints answer 403
+	// admin_disabled.
+	AdminKey string
 	// InsecureNoAuth disables key checks entirely. Only for tests and
 	// local experiments; never the default.
 	InsecureNoAuth bool
@@ -68,6 +78,24 @@ type Config struct {
 	ProposeTimeout time.Duration
 	// RetryAfter is the Retry-After hint sent with 429 and 503 answers.
 	RetryAfter time.Duration
+	// BodyTimeout bounds reading a request body once its headers are in
+	// (default 10 s); a slower body gets 408 body_timeout and the
+	// connection is closed. It does not bound waiting for a lock.
+	BodyTimeout time.Duration
+	// HeaderTimeout bounds reading a request's headers (default 10 s).
+	HeaderTimeout time.Duration
+	// WriteTimeout bounds writing one answer, from its first byte
+	// (default 1 min), so a client that stops reading cannot hold a
+	// response, and its memory, open. It does not bound waiting.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a kept-alive connection idle this long.
+	IdleTimeout time.Duration
+	// MaxConnections caps the client connections served at once (0: no
+	// cap). Listener applies it; connections past it wait in the
+	// kernel's accept queue, so the process never runs out of file
+	// descriptors (Raft and its files need some too). Every waiting
+	// lock request holds one connection.
+	MaxConnections int
 }
 
 // errNoAPIKey is returned by New for a Config without a key.
@@ -78,6 +106,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.APIKey == "" && !c.InsecureNoAuth {
 		return c, errNoAPIKey
 	}
+	if c.AdminKey != "" && c.AdminKey == c.APIKey {
+		return c, errors.New("api: the admin key must differ from the API key")
+	}
 	if c.ServerName == "" {
 		c.ServerName = "DoubleDutch/" + Version
 	}
@@ -86,6 +117,10 @@ func (c Config) withDefaults() (Config, error) {
 	setDur(&c.MaxWait, DefaultMaxWait)
 	setDur(&c.ProposeTimeout, DefaultProposeTimeout)
 	setDur(&c.RetryAfter, DefaultRetryAfter)
+	setDur(&c.BodyTimeout, DefaultBodyTimeout)
+	setDur(&c.HeaderTimeout, DefaultHeaderTimeout)
+	setDur(&c.WriteTimeout, DefaultWriteTimeout)
+	setDur(&c.IdleTimeout, DefaultIdleTimeout)
 	setInt(&c.MaxWaiters, DefaultMaxWaiters)
 	setInt(&c.MaxWaitersPerName, DefaultMaxWaitersPerName)
 	setInt(&c.MaxNameLength, DefaultMaxNameLength)

@@ -30,8 +30,32 @@
 //	GET    /v1/cluster               this node's view of the cluster
 //	GET    /v1/health                no key; 200 when a leader is known
 //
+// Operations (ops.go, metrics.go, ui.go):
+//
+//	GET    /healthz                  no key; liveness
+//	GET    /readyz                   no key; readiness (leader, contact, caught up)
+//	GET    /metrics                  no key; Prometheus, no lock names or tokens
+//	POST   /v1/cluster/leader        transfer leadership {target}
+//	GET    /v1/snapshot              a consistent, self-checking backup
+//	GET    /ui/                      the status page (embedded HTML/CSS/JS)
+//
+// Membership, with the admin key (Config.AdminKey; disabled without one):
+//
+//	PUT    /v1/cluster/nodes/{id}    add a voter {raft_address} [?force=true]
+//	DELETE /v1/cluster/nodes/{id}    remove a member [?force=true]
+//
 // A lock name is one path segment: percent-encode "/" as %2F. openapi.yaml
 // beside this file describes every field; the README has the tables.
+//
+// # Bounds
+//
+// HTTPServer and Listener carry the connection-level bounds (header time,
+// idle time, a connection cap that sheds idle connections when reached).
+// A request body is read whole, by the v1 routes that take one and once
+// the key is checked, within BodyTimeout (body.go); an answer given without reading it ends it, and
+// every answer has WriteTimeout from its first byte (middleware.go). None
+// of these bounds the time a request waits for a lock. /status streams
+// page by page (status.go).
 //
 // # Errors
 //
@@ -41,7 +65,8 @@
 // (servername, and lockacquired or lockreleased false), and a failed
 // /releaselock is a 400 as in the original. An outcome the cluster cannot
 // know (the proposal may still commit) is 504 unknown_outcome, never a
-// success or a plain failure; retry it with the same request id.
+// success or a plain failure; retry it with the same request id. A 5xx
+// body carries the table's short message; causes go to the log.
 //
 // # Leader redirect
 //

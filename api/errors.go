@@ -20,6 +20,9 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	// ErrUnauthorized: the API key is missing or wrong (401).
 	ErrUnauthorized = errors.New("missing or wrong API key")
+	// ErrAdminDisabled: an admin endpoint on a node without an admin
+	// key (403).
+	ErrAdminDisabled = errors.New("admin endpoints are disabled")
 	// ErrNotFound: no such endpoint, or the lock is free (404).
 	ErrNotFound = errors.New("not found")
 	// ErrMethodNotAllowed: the path exists for other methods (405).
@@ -30,6 +33,11 @@ var (
 	ErrNotHeld = errors.New("the name/token pair does not hold the lock")
 	// ErrTooLarge: the request body is over the limit (413).
 	ErrTooLarge = errors.New("request body too large")
+	// ErrURITooLong: the path and query are longer than any valid
+	// request's (414).
+	ErrURITooLong = errors.New("request URL too long")
+	// ErrSlowBody: the request body did not arrive in time (408).
+	ErrSlowBody = errors.New("request body not received in time")
 	// ErrTooManyWaiters: the waiting bound is reached (429).
 	ErrTooManyWaiters = errors.New("too many requests are waiting")
 	// ErrNoLeader: no leader is known or ready (503).
@@ -58,16 +66,23 @@ var errorTable = []errorEntry{
 	{cluster.ErrUnknownOutcome, http.StatusGatewayTimeout, "unknown_outcome"},
 	{ErrBadRequest, http.StatusBadRequest, "bad_request"},
 	{ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
+	{ErrAdminDisabled, http.StatusForbidden, "admin_disabled"},
 	{ErrNotFound, http.StatusNotFound, "not_found"},
+	{cluster.ErrUnknownServer, http.StatusNotFound, "not_found"},
+	{cluster.ErrNotMember, http.StatusNotFound, "not_found"},
+	{cluster.ErrQuorumAtRisk, http.StatusConflict, "quorum_at_risk"},
 	{ErrMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed"},
 	{ErrBusy, http.StatusConflict, "busy"},
 	{ErrNotHeld, http.StatusConflict, "not_held"},
 	{ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
+	{ErrSlowBody, http.StatusRequestTimeout, "body_timeout"},
+	{ErrURITooLong, http.StatusRequestURITooLong, "uri_too_long"},
 	{ErrTooManyWaiters, http.StatusTooManyRequests, "too_many_waiters"},
 	{ErrNoLeader, http.StatusServiceUnavailable, "no_leader"},
 	{cluster.ErrNotLeader, http.StatusServiceUnavailable, "no_leader"},
 	{ErrLeaderChanged, http.StatusServiceUnavailable, "leader_changed"},
 	{cluster.ErrNotApplied, http.StatusServiceUnavailable, "unavailable"},
+	{cluster.ErrTooStale, http.StatusServiceUnavailable, "too_stale"},
 	{cluster.ErrShutdown, http.StatusServiceUnavailable, "unavailable"},
 	// Nobody reads this answer; the row keeps request logs truthful.
 	{ErrClientGone, 499, "client_gone"},
@@ -76,12 +91,48 @@ var errorTable = []errorEntry{
 
 // classify looks err up in the error table; anything unknown is a 500.
 func classify(err error) (status int, code string) {
+	e := lookup(err)
+	return e.status, e.code
+}
+
+// internalEntry answers an error the table does not know: a bug.
+var internalEntry = errorEntry{status: http.StatusInternalServerError, code: "internal"}
+
+func lookup(err error) errorEntry {
 	for _, e := range errorTable {
 		if errors.Is(err, e.err) {
-			return e.status, e.code
+			return e
 		}
 	}
-	return http.StatusInternalServerError, "internal"
+	return internalEntry
+}
+
+// serverMessages are the public messages of server-side failures (5xx),
+// by code. A cluster error may carry a raw cause such as "write
+// /data/raft.db: no space left on device"; that goes to the log only.
+var serverMessages = map[string]string{
+	"internal":        "internal error",
+	"unknown_outcome": "the command may or may not have been applied; retry with the same request id",
+	"no_leader":       "no leader is known; retry shortly",
+	"leader_changed":  "leadership changed while waiting; retry",
+	"unavailable":     "the command was not applied; retry shortly",
+}
+
+// publicMessage is what a client reads about err. Client errors (4xx)
+// say what was wrong with the request. A server-side failure (5xx) shows
+// its own text only when api wrote it (an *apiError, not wrapped), and
+// otherwise the short message of its code: never a raw cause.
+func publicMessage(err error, e errorEntry) string {
+	if e.status < 500 {
+		return err.Error()
+	}
+	if ae, ok := err.(*apiError); ok && e.status != http.StatusInternalServerError {
+		return ae.msg
+	}
+	if msg, ok := serverMessages[e.code]; ok {
+		return msg
+	}
+	return "the server could not serve the request (" + e.code + ")"
 }
 
 // apiError carries a sentinel (for the table) and a message for the client.
@@ -129,23 +180,35 @@ type busyError struct {
 
 // writeJSON writes v with status. Errors writing are the client's loss.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	setJSONHeaders(w)
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// setJSONHeaders marks an answer as JSON that no cache keeps.
+func setJSONHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+}
+
 // writeError answers err through the error table in the route's shape.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, shape shape, err error) {
-	status, code := classify(err)
-	status = shape.status(status, code)
-	msg := err.Error()
-	if status == http.StatusInternalServerError {
-		// Internal details stay in the log.
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-		msg = "internal error"
+	e := lookup(err)
+	status, code := shape.status(e.status, e.code), e.code
+	msg := publicMessage(err, e)
+	switch {
+	case status == http.StatusInternalServerError:
+		s.log.Error("request failed", "method", r.Method, "path", clipN(r.URL.EscapedPath(), maxLoggedValue), "error", err)
+	case status >= 500 && msg != err.Error():
+		// The cause stays in the log; 503s are routine while leadership
+		// moves, so only the unknown outcome is a warning.
+		level := s.log.Debug
+		if status == http.StatusGatewayTimeout {
+			level = s.log.Warn
+		}
+		level("request not served", "method", r.Method, "path", clipN(r.URL.EscapedPath(), maxLoggedValue), "code", code, "error", err)
 	}
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(s.cfg.RetryAfter)))

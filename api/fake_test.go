@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +35,7 @@ type fakeCluster struct {
 	stateMu   sync.Mutex
 	leader    cluster.LeaderInfo
 	staleness time.Duration
+	lag       *cluster.Lag // when set, what Lag reports
 	// onPropose, if set, runs before a proposal is applied; a non-nil
 	// error is returned instead of applying (it may also block).
 	onPropose func(ctx context.Context, c fsm.Command) error
@@ -199,6 +202,18 @@ func (f *fakeCluster) StaleListLocks(prefix, after string, limit int) ([]fsm.Loc
 	return f.m.List(prefix, after, limit), f.now(), f.stale()
 }
 
+// Lag reports the fake's staleness; the fake is always caught up unless
+// a test set lag.
+func (f *fakeCluster) Lag() cluster.Lag {
+	f.stateMu.Lock()
+	defer f.stateMu.Unlock()
+	if f.lag != nil {
+		return *f.lag
+	}
+	return cluster.Lag{LeaderID: f.leader.ID, IsLeader: f.leader.IsSelf, Contacted: true, SinceContact: f.staleness,
+		CaughtUp: true, MaxBehind: 1000}
+}
+
 func (f *fakeCluster) stale() time.Duration {
 	f.stateMu.Lock()
 	defer f.stateMu.Unlock()
@@ -253,9 +268,17 @@ type (
 	cmdT = fsm.Command
 )
 
-func (f *fakeCluster) AddVoter(id, addr string) error {
+// fakeDeadHost is a Raft host the fake treats as unreachable: adding it
+// without cluster.Force is refused as the real check would refuse it.
+const fakeDeadHost = "dead.invalid"
+
+func (f *fakeCluster) AddVoter(id, addr string, opts ...cluster.MembershipOption) error {
 	f.membersMu.Lock()
 	defer f.membersMu.Unlock()
+	host, _, _ := net.SplitHostPort(addr)
+	if host == fakeDeadHost && !slices.Contains(opts, cluster.Force) {
+		return fmt.Errorf("%w: 1 of 2 voters answer", cluster.ErrQuorumAtRisk)
+	}
 	if f.members == nil {
 		f.members = map[string]string{}
 	}
@@ -263,9 +286,12 @@ func (f *fakeCluster) AddVoter(id, addr string) error {
 	return nil
 }
 
-func (f *fakeCluster) RemoveServer(id string) error {
+func (f *fakeCluster) RemoveServer(id string, _ ...cluster.MembershipOption) error {
 	f.membersMu.Lock()
 	defer f.membersMu.Unlock()
+	if _, ok := f.members[id]; !ok && id != fakeSelf {
+		return fmt.Errorf("%w: %q", cluster.ErrNotMember, id)
+	}
 	delete(f.members, id)
 	return nil
 }

@@ -15,7 +15,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-const testKey = "s3cret-key"
+const (
+	testKey      = "s3cret-key"
+	testAdminKey = "adm1n-key"
+)
 
 // harness is a Server on a fake cluster.
 type harness struct {
@@ -50,7 +53,7 @@ func testLogger(t testing.TB) hclog.Logger {
 func newHarness(t testing.TB, mods ...func(*Config)) *harness {
 	t.Helper()
 	f := newFake()
-	cfg := Config{APIKey: testKey}
+	cfg := Config{APIKey: testKey, AdminKey: testAdminKey}
 	for _, m := range mods {
 		m(&cfg)
 	}
@@ -99,6 +102,11 @@ func (h *harness) do(r req) *httptest.ResponseRecorder {
 
 func (h *harness) get(target string) *httptest.ResponseRecorder {
 	return h.do(req{method: http.MethodGet, target: target, bearer: testKey})
+}
+
+// admin sends a request with the admin key.
+func (h *harness) admin(method, target, body string) *httptest.ResponseRecorder {
+	return h.do(req{method: method, target: target, body: body, bearer: testAdminKey})
 }
 
 // v1 sends a v1 request with the key.

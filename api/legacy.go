@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/julienschmidt/httprouter"
@@ -15,9 +14,6 @@ import (
 // numbers and empty names get a 400 JSON error; /status never lists
 // session tokens ("sessiontoken" is always "") but adds "fencingtoken".
 
-// statusPageSize is how many locks /status reads per linearizable read.
-const statusPageSize = 1000
-
 // shape says which extra fields an error answer carries, so that an old
 // client reading "lockacquired" or "lockreleased" finds them on errors too.
 type shape int
@@ -29,6 +25,19 @@ const (
 	shapeReleaseLock              // + servername, lockname, lockreleased false
 )
 
+// shapeOf is the error shape of a path, for answers given before routing.
+func shapeOf(path string) shape {
+	switch path {
+	case "/getlock":
+		return shapeGetLock
+	case "/releaselock":
+		return shapeReleaseLock
+	case "/status":
+		return shapeStatus
+	}
+	return shapeV1
+}
+
 // decorate adds the legacy fields of the route's shape to an error body.
 func (sh shape) decorate(b *errorBody, r *http.Request, serverName string) {
 	if sh == shapeV1 {
@@ -38,7 +47,10 @@ func (sh shape) decorate(b *errorBody, r *http.Request, serverName string) {
 	if sh == shapeStatus {
 		return
 	}
+	// The name is echoed clipped: an over-long one must not come back
+	// whole in every error.
 	name, _ := rawQueryValue(r.URL.RawQuery, "lockname")
+	name = clip(name)
 	b.LockName = &name
 	no, empty := false, ""
 	if sh == shapeGetLock {
@@ -167,48 +179,6 @@ func (s *Server) parseReleaseLock(raw string) (string, fsm.Token, error) {
 		return "", fsm.Token{}, badRequest("token must be the 32 hexadecimal characters /getlock returned")
 	}
 	return name, tok, nil
-}
-
-// statusResponse is the original's answer.
-type statusResponse struct {
-	ServerName string       `json:"servername"`
-	Status     string       `json:"status"`
-	Locks      []statusLock `json:"locks"`
-}
-
-// statusLock is one lock in /status. SessionToken is always "": listing
-// secrets would let any key holder release anyone's lock.
-type statusLock struct {
-	LockName     string  `json:"lockname"`
-	SessionToken string  `json:"sessiontoken"`
-	Remaining    float64 `json:"remaining"`
-	FencingToken uint64  `json:"fencingtoken"`
-}
-
-// status serves GET /status?auth: every held lock, read linearizably page
-// by page at the leader.
-func (s *Server) status(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	out := statusResponse{ServerName: s.cfg.ServerName, Status: "ok", Locks: []statusLock{}}
-	after := ""
-	for {
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ProposeTimeout)
-		locks, now, err := s.cluster.ListLocks(ctx, "", after, statusPageSize)
-		cancel()
-		if err != nil {
-			return err
-		}
-		for _, l := range locks {
-			out.Locks = append(out.Locks, statusLock{
-				LockName: l.Name, Remaining: remaining(l.Deadline, now), FencingToken: l.Fence,
-			})
-		}
-		if len(locks) < statusPageSize {
-			break
-		}
-		after = locks[len(locks)-1].Name
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
 }
 
 // remaining is the time left until deadline in seconds, never negative

@@ -21,6 +21,7 @@ const (
 	authBearer                   // key required, bearer header only (v1)
 	authOptional                 // checked only when given (legacy release)
 	authNone                     // health checks
+	authAdmin                    // the admin key, bearer only (membership)
 )
 
 // where says which node may answer a route.
@@ -42,15 +43,30 @@ type route struct {
 	handle handlerFunc
 }
 
-// register adds rt to the router behind auth and the leader check.
+// takesBody reports whether the route reads a request body: the v1
+// routes that change something. Any other route's body is never read (nor
+// buffered); the answer ends it (see recorder).
+func (rt route) takesBody() bool {
+	return rt.shape == shapeV1 && rt.method != http.MethodGet
+}
+
+// register adds rt to the router behind auth, the body read (see
+// preloadBody) and the leader check.
 func (s *Server) register(rt route) {
 	if !slices.Contains(s.methods, rt.method) {
 		s.methods = append(s.methods, rt.method)
 	}
-	s.router.Handle(rt.method, rt.path, func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	rt.handle = s.countLockOp(rt)
+	s.router.Handle(rt.method, rt.path, s.timeRoute(rt, func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		if err := s.authorize(r, rt.auth); err != nil {
 			s.writeError(w, r, rt.shape, err)
 			return
+		}
+		if rt.takesBody() {
+			if err := s.preloadBody(w, r); err != nil {
+				s.writeError(w, r, rt.shape, err)
+				return
+			}
 		}
 		if s.mustRedirect(r, rt.where) {
 			s.redirectToLeader(w, r, rt.shape)
@@ -59,7 +75,7 @@ func (s *Server) register(rt route) {
 		if err := rt.handle(w, r, ps); err != nil {
 			s.fail(w, r, rt.shape, err)
 		}
-	})
+	}))
 }
 
 // fail answers a handler's error. A proposal that found this node no

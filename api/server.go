@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/julienschmidt/httprouter"
@@ -23,9 +24,13 @@ type Server struct {
 	router  *httprouter.Router
 	methods []string // every method some route uses, for 405 answers
 	waits   *waitSet
+	opsp    *opsParts // metrics, readiness and operations (ops.go)
 
 	closeOnce   sync.Once
 	unsubscribe func()
+	// httpSrv is the server HTTPServer built, whose idle connections
+	// Listener sheds at its connection cap.
+	httpSrv atomic.Pointer[http.Server]
 }
 
 // New builds the API of one node on top of c. log may be nil (no logging).
@@ -48,6 +53,7 @@ func New(cfg Config, c Cluster, log hclog.Logger) (*Server, error) {
 		router:  httprouter.New(),
 		waits:   newWaitSet(cfg.MaxWaiters, cfg.MaxWaitersPerName),
 	}
+	s.opsp = newOps(s, c)
 	for _, rt := range s.routes() {
 		s.register(rt)
 	}
@@ -64,6 +70,7 @@ func New(cfg Config, c Cluster, log hclog.Logger) (*Server, error) {
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		s.unsubscribe()
+		s.opsp.close()
 		s.waits.close(cluster.ErrShutdown)
 	})
 }
@@ -90,13 +97,20 @@ func (s *Server) routes() []route {
 	rs = append(rs, s.lockRoutes()...)
 	rs = append(rs, s.clusterRoutes()...)
 	rs = append(rs, s.memberRoutes()...)
+	rs = append(rs, s.opsRoutes()...)
 	return rs
 }
 
-// ServeHTTP logs the request, recovers panics into a 500 JSON answer and
-// dispatches through the router.
+// ServeHTTP logs the request, recovers panics into a 500 JSON answer,
+// refuses over-long URLs and dispatches through the router.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.observe(w, r, s.dispatch)
+	s.observe(w, r, func(w http.ResponseWriter, r *http.Request) {
+		if err := s.cfg.checkURL(r); err != nil {
+			s.writeError(w, r, shapeOf(r.URL.Path), err)
+			return
+		}
+		s.dispatch(w, r)
+	})
 }
 
 // dispatch routes on the escaped path, so that a lock name may contain any

@@ -327,8 +327,9 @@ func TestRedactQuery(t *testing.T) {
 		"":                               "",
 		"auth=k&lockname=a&token=t":      "auth=REDACTED&lockname=a&token=REDACTED",
 		"lockname=a&timeout=1&%61uth=k":  "lockname=a&timeout=1&%61uth=REDACTED",
-		"prefix=p&after=x&limit=3&x=%zz": "prefix=p&after=x&limit=3&x=REDACTED",
-		"flag":                           "flag",
+		"prefix=p&after=x&limit=3&x=%zz": "prefix=p&after=x&limit=3&REDACTED",
+		"stale":                          "stale",
+		"flag":                           "REDACTED",
 	} {
 		if got := redactQuery(in); got != want {
 			t.Errorf("redactQuery(%q) = %q, want %q", in, got, want)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -23,11 +22,18 @@ func (s *Server) clusterRoutes() []route {
 
 // listResponse answers GET /v1/locks.
 type listResponse struct {
-	Locks []lockView `json:"locks"`
+	Locks []listItem `json:"locks"`
 	// Next is the cursor for the following page (pass it as after=);
 	// absent on the last page.
-	Next      string   `json:"next,omitempty"`
-	Staleness *float64 `json:"staleness,omitempty"`
+	Next string `json:"next,omitempty"`
+	staleFields
+}
+
+// listItem is one lock of a listing with its waiters at this node (the
+// leader; 0 on a stale read from a follower).
+type listItem struct {
+	lockView
+	Waiters int `json:"waiters"`
 }
 
 // listQuery is the validated query of GET /v1/locks.
@@ -44,15 +50,16 @@ func (s *Server) listLocks(w http.ResponseWriter, r *http.Request, _ httprouter.
 		return err
 	}
 	var (
-		locks     []fsm.Lock
-		now       int64
-		staleness *float64
+		locks []fsm.Lock
+		now   int64
+		stale staleFields
 	)
 	// One extra lock tells whether another page follows.
 	if isStale(r) {
-		var st time.Duration
-		locks, now, st = s.cluster.StaleListLocks(lq.Prefix, lq.After, lq.Limit+1)
-		staleness = s.markStale(w, st)
+		if stale, err = s.checkStale(w); err != nil {
+			return err
+		}
+		locks, now, _ = s.cluster.StaleListLocks(lq.Prefix, lq.After, lq.Limit+1)
 	} else {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ProposeTimeout)
 		defer cancel()
@@ -60,13 +67,13 @@ func (s *Server) listLocks(w http.ResponseWriter, r *http.Request, _ httprouter.
 			return err
 		}
 	}
-	out := listResponse{Locks: make([]lockView, 0, min(len(locks), lq.Limit)), Staleness: staleness}
+	out := listResponse{Locks: make([]listItem, 0, min(len(locks), lq.Limit)), staleFields: stale}
 	if len(locks) > lq.Limit {
 		locks = locks[:lq.Limit]
 		out.Next = locks[len(locks)-1].Name
 	}
 	for _, l := range locks {
-		out.Locks = append(out.Locks, viewOf(l, now))
+		out.Locks = append(out.Locks, listItem{lockView: viewOf(l, now), Waiters: s.waitersFor(l.Name)})
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -117,6 +124,7 @@ type clusterResponse struct {
 	// DigestIndex: equal pairs on two nodes mean equal state.
 	StateDigest string  `json:"state_digest,omitempty"`
 	DigestIndex *uint64 `json:"digest_index,omitempty"`
+	opsView
 }
 
 // clusterState serves GET /v1/cluster. Every node answers for itself.
@@ -134,6 +142,7 @@ func (s *Server) clusterState(w http.ResponseWriter, r *http.Request, _ httprout
 		Leader:      leaderView{ID: li.ID, APIURL: li.APIURL, IsSelf: li.IsSelf},
 		LastContact: st.LastContact.Seconds(),
 		Waiters:     s.waits.size(),
+		opsView:     s.opsView(),
 	}
 	switch q.Get("digest") {
 	case "", "false", "0":
@@ -144,24 +153,5 @@ func (s *Server) clusterState(w http.ResponseWriter, r *http.Request, _ httprout
 		return badRequest("digest must be true or false")
 	}
 	writeJSON(w, http.StatusOK, out)
-	return nil
-}
-
-// healthResponse answers GET /v1/health.
-type healthResponse struct {
-	Status   string `json:"status"`
-	NodeID   string `json:"node_id"`
-	LeaderID string `json:"leader_id"`
-	IsLeader bool   `json:"is_leader"`
-}
-
-// health serves GET /v1/health without a key: 200 while this node knows a
-// leader, 503 no_leader otherwise. Container health checks use it.
-func (s *Server) health(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) error {
-	li := s.cluster.Leader()
-	if li.ID == "" {
-		return newError(ErrNoLeader, "this node knows no leader")
-	}
-	writeJSON(w, http.StatusOK, healthResponse{Status: "ok", NodeID: s.selfID, LeaderID: li.ID, IsLeader: li.IsSelf})
 	return nil
 }

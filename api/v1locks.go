@@ -2,12 +2,7 @@ package api
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -259,45 +254,13 @@ func eitherOf(what, body, header string) (string, error) {
 	return header, nil
 }
 
-// decodeBody reads an optional JSON object into v: at most MaxBodyBytes
-// (413 too_large past it), no unknown fields (a typo must not silently
-// fall back to a default), nothing after the object. An empty body leaves
-// v as it is.
-func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil
-	}
-	if r.ContentLength > s.cfg.MaxBodyBytes {
-		return newError(ErrTooLarge, "request body is %d bytes; the maximum is %d", r.ContentLength, s.cfg.MaxBodyBytes)
-	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return newError(ErrTooLarge, "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
-	} else if err != nil {
-		return badRequest("reading the request body: %v", err)
-	}
-	if len(strings.TrimSpace(string(data))) == 0 {
-		return nil
-	}
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return badRequest("request body is not the expected JSON object: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return badRequest("request body has data after the JSON object")
-	}
-	return nil
-}
-
 // lockInfo answers GET /v1/locks/:name.
 type lockInfo struct {
 	lockView
 	// Waiters is the number of requests waiting for the lock at this
 	// node (the leader; 0 on a stale read from a follower).
-	Waiters   int      `json:"waiters"`
-	Staleness *float64 `json:"staleness,omitempty"`
+	Waiters int `json:"waiters"`
+	staleFields
 }
 
 // readLock serves GET /v1/locks/:name: 200, or 404 not_found when free.
@@ -312,15 +275,16 @@ func (s *Server) readLock(w http.ResponseWriter, r *http.Request, ps httprouter.
 		return err
 	}
 	var (
-		lock      fsm.Lock
-		held      bool
-		now       int64
-		staleness *float64
+		lock  fsm.Lock
+		held  bool
+		now   int64
+		stale staleFields
 	)
 	if isStale(r) {
-		var st time.Duration
-		lock, held, now, st = s.cluster.StaleReadLock(name)
-		staleness = s.markStale(w, st)
+		if stale, err = s.checkStale(w); err != nil {
+			return err
+		}
+		lock, held, now, _ = s.cluster.StaleReadLock(name)
 	} else {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ProposeTimeout)
 		defer cancel()
@@ -331,14 +295,6 @@ func (s *Server) readLock(w http.ResponseWriter, r *http.Request, ps httprouter.
 	if !held {
 		return newError(ErrNotFound, "lock %q is not held", clip(name))
 	}
-	writeJSON(w, http.StatusOK, lockInfo{lockView: viewOf(lock, now), Waiters: s.waits.count(name), Staleness: staleness})
+	writeJSON(w, http.StatusOK, lockInfo{lockView: viewOf(lock, now), Waiters: s.waits.count(name), staleFields: stale})
 	return nil
-}
-
-// markStale reports a stale read's staleness (seconds) in a header and
-// returns it for the body.
-func (s *Server) markStale(w http.ResponseWriter, st time.Duration) *float64 {
-	sec := st.Seconds()
-	w.Header().Set(headerStaleness, strconv.FormatFloat(sec, 'f', 3, 64))
-	return &sec
 }

@@ -2,8 +2,10 @@ package api
 
 import (
 	"math"
+	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -21,8 +23,26 @@ func (c *Config) checkName(name string) error {
 	return checkText("lock name", name, c.MaxNameLength)
 }
 
+// checkURL refuses a path and query longer than any valid request's (a
+// name fully percent-encoded, a key, a token and the numbers), before the
+// request is routed: a follower would otherwise echo it whole in the
+// Location header of its redirect, and error bodies would quote it.
+func (c *Config) checkURL(r *http.Request) error {
+	max := 4*c.MaxNameLength + 2048
+	if n := len(r.URL.EscapedPath()) + len(r.URL.RawQuery); n > max {
+		return newError(ErrURITooLong, "the request URL is %d bytes long; no valid request needs more than %d", n, max)
+	}
+	return nil
+}
+
 // checkOwner accepts an optional, bounded, printable UTF-8 owner label.
+// It refuses U+FFFD too: JSON decoding turns a lone surrogate escape
+// ("\ud800") into it silently, so it stands for text the client did not
+// mean, and a label has no use for it.
 func (c *Config) checkOwner(owner string) error {
+	if strings.ContainsRune(owner, utf8.RuneError) {
+		return badRequest("owner contains U+FFFD, the replacement character (invalid text or a lone surrogate escape)")
+	}
 	return checkText("owner", owner, c.MaxOwnerLength)
 }
 
@@ -122,10 +142,17 @@ func optSeconds(q url.Values, key string) (sec float64, ok bool, err error) {
 }
 
 // clip shortens user input echoed in an error message.
-func clip(s string) string {
-	const max = 64
+func clip(s string) string { return clipN(s, 64) }
+
+// clipN shortens s to at most max bytes plus "...", cutting at a rune
+// boundary so that valid UTF-8 stays valid.
+func clipN(s string, max int) string {
 	if len(s) <= max {
 		return s
 	}
-	return s[:max] + "..."
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 )
 
 // Server is one voter of the bootstrap configuration.
@@ -59,12 +60,20 @@ type Config struct {
 	SnapshotInterval  time.Duration // default 2 min
 	SnapshotThreshold uint64        // default 8192 entries
 	TrailingLogs      uint64        // default 10240 entries
+	// StaleReadMaxBehind: a node that knows it is more entries than this
+	// behind the commit index refuses stale reads (ErrTooStale). Default
+	// 1000.
+	StaleReadMaxBehind uint64
 	// NoSync turns off fsync of the Raft log. Only for benchmarks that
 	// measure the cost of fsync; never the default.
 	NoSync bool
 
 	// Logger is the root logger; the node and Raft use named children.
 	Logger hclog.Logger
+
+	// interceptRPC, set only by tests, cuts an incoming Raft RPC (answered
+	// with an error) when it returns true: an injected network fault.
+	interceptRPC func(raft.RPC) bool
 }
 
 func (c *Config) setDefaults() {
@@ -82,6 +91,9 @@ func (c *Config) setDefaults() {
 	def(&c.SnapshotInterval, 2*time.Minute)
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 8192
+	}
+	if c.StaleReadMaxBehind == 0 {
+		c.StaleReadMaxBehind = 1000
 	}
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = 10240

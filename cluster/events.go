@@ -41,6 +41,7 @@ func (n *Node) onApply(r fsm.Result) {
 		n.appliedNotify = make(chan struct{})
 		n.appliedMu.Unlock()
 	}
+	n.ops.applied(r)
 	if len(r.Freed) > 0 {
 		n.emit(Event{Kind: EventFreed, Names: r.Freed})
 	}

@@ -73,6 +73,7 @@ func (n *Node) lead(t *leaderTerm) {
 	if _, err := n.propose(fsm.Command{Kind: fsm.KindAnnounce, NodeID: n.cfg.NodeID, APIURL: n.cfg.APIURL}); err != nil {
 		n.log.Warn("announcing API URL failed", "error", err)
 	}
+	n.fixOwnAddress()
 	n.driveExpiry(t)
 }
 

@@ -31,12 +31,16 @@ type Node struct {
 	fsm   *fsm.Machine
 	raft  *raft.Raft
 	trans *raft.NetworkTransport
-	guard *voteGuard
+	// stream dials peers as the transport does (TLS included), for the
+	// reachability check of membership changes.
+	stream raft.StreamLayer
+	guard  *voteGuard
 	// raftRef publishes raft to the vote guard, which may see RPCs before
 	// NewRaft has returned.
 	raftRef atomic.Pointer[raft.Raft]
 	store   *raftboltdb.BoltStore
 	clock   *leaseClock
+	ops     opsState // operations bookkeeping (ops.go)
 
 	// notify receives Raft's leadership changes; watchLeadership always
 	// drains it.
@@ -55,6 +59,9 @@ type Node struct {
 	appliedMu     sync.Mutex
 	appliedNotify chan struct{} // closed and replaced after an apply
 	readWaiters   atomic.Int32  // reads waiting for the applied index
+
+	// caughtUp latches once this node has caught up since start (lag.go).
+	caughtUp atomic.Bool
 
 	closing     chan struct{}
 	raftStopped chan struct{}
@@ -90,6 +97,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.wg.Add(1)
 	go n.watchLeadership()
+	n.watchRaft()
 	return n, nil
 }
 
@@ -97,41 +105,61 @@ func (n *Node) open() error {
 	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("cluster: data directory: %w", err)
 	}
-	store, err := raftboltdb.New(raftboltdb.Options{
-		Path:   filepath.Join(n.cfg.DataDir, "raft.db"),
-		NoSync: n.cfg.NoSync,
-	})
+	store, err := openBoltStore(filepath.Join(n.cfg.DataDir, "raft.db"), n.cfg.NoSync)
 	if err != nil {
-		return fmt.Errorf("cluster: open raft.db: %w", err)
+		return err
 	}
 	n.store = store
 	logs, err := raft.NewLogCache(512, store)
 	if err != nil {
 		return err
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(n.cfg.DataDir, 2, n.cfg.Logger.Named("snapshot"))
+	n.removeTempSnapshots()
+	fileSnaps, err := raft.NewFileSnapshotStoreWithLogger(n.cfg.DataDir, 2, n.cfg.Logger.Named("snapshot"))
 	if err != nil {
 		return fmt.Errorf("cluster: snapshot store: %w", err)
 	}
-	has, err := raft.HasExistingState(logs, store, snaps)
+	snaps := &cleanSnapshotStore{FileSnapshotStore: fileSnaps, dir: filepath.Join(n.cfg.DataDir, "snapshots"), log: n.log}
+	st, err := n.inspectStorage(store, snaps)
 	if err != nil {
-		return fmt.Errorf("cluster: inspect state: %w", err)
+		return err
+	}
+	if st.guard != "" {
+		n.log.Warn("starting guarded: no votes or campaigns until caught up with a leader", "reason", st.guard)
+		if err := n.writeGuardFile(st.guard); err != nil {
+			return err
+		}
 	}
 	if n.trans, err = n.newTransport(); err != nil {
 		return err
 	}
-	n.guard = newVoteGuard(n, n.trans, logs, !has)
-	rc := n.raftConfig()
-	n.raft, err = raft.NewRaft(rc, n.fsm, logs, store, snaps, n.guard)
-	if err != nil {
-		return fmt.Errorf("cluster: start raft: %w", err)
+	n.guard = newVoteGuard(n, n.trans, logs, st.guard != "")
+	if err := n.startRaft(logs, store, snaps); err != nil {
+		return err
 	}
-	n.raftRef.Store(n.raft)
-	if has || len(n.cfg.Voters) == 0 {
-		n.log.Info("starting from existing state", "existing", has)
+	if st.existing || len(n.cfg.Voters) == 0 {
+		n.log.Info("starting from existing state", "existing", st.existing)
 		return nil
 	}
 	return n.bootstrap()
+}
+
+// startRaft starts Raft. The start-up check finds the damage that makes
+// NewRaft panic; the recover is the backstop, so that a damaged directory
+// ends in one clear error, never a stack trace.
+func (n *Node) startRaft(logs raft.LogStore, store *raftboltdb.BoltStore, snaps raft.SnapshotStore) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &damagedError{file: n.cfg.DataDir, what: fmt.Sprintf("Raft could not rebuild its state (%v)", p)}
+		}
+	}()
+	r, err := raft.NewRaft(n.raftConfig(), n.fsm, logs, store, snaps, n.ops.wrap(n.guard))
+	if err != nil {
+		return fmt.Errorf("cluster: start raft: %w", err)
+	}
+	n.raft = r
+	n.raftRef.Store(r)
+	return nil
 }
 
 // bootstrap writes the shared voter list as the first configuration. Every
@@ -198,6 +226,7 @@ func (n *Node) newTransport() (*raft.NetworkTransport, error) {
 		ln.Close()
 		return nil, fmt.Errorf("cluster: raft address %s is not reachable by peers; give an advertise address", a)
 	}
+	n.stream = stream
 	return raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, logger), nil
 }
 

@@ -45,6 +45,8 @@ func (n *Node) StaleListLocks(prefix, after string, limit int) ([]fsm.Lock, int6
 	return n.fsm.List(prefix, after, limit), n.readNow(), n.staleness()
 }
 
+// staleness is the time since a leader was last heard; Lag says whether
+// one ever was (never: the largest duration).
 func (n *Node) staleness() time.Duration {
 	if n.leading.Load() != nil {
 		return 0

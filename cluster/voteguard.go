@@ -9,44 +9,67 @@ import (
 )
 
 // errNotCaughtUp fails this node's own vote requests while it is guarded.
-var errNotCaughtUp = errors.New("cluster: not campaigning: started with an empty data directory and not caught up yet")
+var errNotCaughtUp = errors.New("cluster: not campaigning: this node forgot Raft state it may have acknowledged and has not caught up yet")
 
 // voteGuard protects the cluster from a node that has forgotten what it
-// acknowledged: one whose data directory was wiped and that came back
-// with the same id.
+// acknowledged: one whose data directory was wiped, or lost its raft.db
+// while keeping snapshots (see storagecheck.go), and came back with the
+// same id.
 //
-// Raft's safety rests on voters remembering their logs. A wiped node that
-// had helped commit an entry could, by voting, elect a candidate lacking
-// that entry, and an acknowledged lock or release would be lost. So a node
-// that starts with no Raft state is guarded until its log holds an entry
-// of the term of a leader that has replicated to it since. Such an entry was sent by a leader
-// elected after the restart, and by Raft's log matching the log then also
-// holds everything committed before that term. While guarded, the node
-//   - refuses votes and pre-votes to candidates with any history (a log
-//     beyond the bootstrap entry), and
-//   - does not campaign itself once it holds history it cannot vouch for.
+// Raft's safety rests on voters remembering their logs and votes. A node
+// that helped commit an entry and forgot it could, by voting, elect a
+// candidate lacking that entry, and an acknowledged lock or release would
+// be lost. So such a node is guarded: it refuses votes and pre-votes to
+// candidates with any history (a log beyond the bootstrap entry) and does
+// not campaign itself, until it is caught up with a leader:
 //
-// A brand-new cluster is unaffected: its first election happens with every
-// log at the bootstrap entry, and each node is caught up as soon as the
-// first leader's first entry reaches it. The price is availability, never
-// safety: a wiped node and a lagging node left alone wait for a node with
-// the full log to come back.
+//   - its current term is T, the term of a leader that has sent it
+//     entries since it started (an AppendEntries of an older term is
+//     ignored: Raft rejects it, and a deposed leader's late message says
+//     nothing about the present);
+//   - its log ends with an entry of term T, so by log matching it holds
+//     that leader's log up to there, which contains everything committed
+//     before T (leader completeness); and
+//   - its last index has reached the highest commit index that leader
+//     sent it while it was guarded, which covers what was committed
+//     during T itself, also before the restart, when the leader was
+//     elected before it. One catch-up batch (256 entries) lifts nothing
+//     on its own: the commit index is the leader's, not the batch's.
+//
+// The guard is recorded in the data directory (guardFile) and removed
+// only when lifted, so a node restarted in the middle of catching up is
+// guarded again. README.md ("A wiped voter forgets...") has the argument.
 type voteGuard struct {
 	*raft.NetworkTransport
 	node    *Node
 	logs    raft.LogStore
 	guarded atomic.Bool
-	// leaderTerm is the highest term of a leader that has sent this node
-	// entries since it started.
-	leaderTerm atomic.Uint64
-	out        chan raft.RPC
-	done       chan struct{}
-	closed     sync.Once
+
+	mu sync.Mutex
+	// term is the highest leader term heard since start, and target the
+	// highest commit index that leader sent while this node was guarded.
+	term, target uint64
+	// heard is the highest commit index any current leader has sent
+	// (for lag reports; it is kept after the guard lifts).
+	heard atomic.Uint64
+	// firstHeard is the commit index of the first AppendEntries accepted
+	// after start: the node has caught up since start once it applied it.
+	firstHeard atomic.Uint64
+	anyHeard   atomic.Bool
+
+	// intercept, when set by a test, answers an RPC with an error
+	// instead of passing it on (an injected network fault).
+	intercept func(raft.RPC) bool
+
+	out    chan raft.RPC
+	done   chan struct{}
+	closed sync.Once
 }
 
-func newVoteGuard(n *Node, t *raft.NetworkTransport, logs raft.LogStore, startedEmpty bool) *voteGuard {
+func newVoteGuard(n *Node, t *raft.NetworkTransport, logs raft.LogStore, guarded bool) *voteGuard {
 	g := &voteGuard{NetworkTransport: t, node: n, logs: logs, out: make(chan raft.RPC), done: make(chan struct{})}
-	g.guarded.Store(startedEmpty)
+	g.guarded.Store(guarded)
+	g.intercept = n.cfg.interceptRPC
 	go g.filter(t.Consumer())
 	return g
 }
@@ -86,7 +109,11 @@ func (g *voteGuard) filter(in <-chan raft.RPC) {
 		select {
 		case rpc := <-in:
 			if req, ok := rpc.Command.(*raft.AppendEntriesRequest); ok {
-				g.noteLeader(req.Term)
+				g.noteAppend(req)
+			}
+			if g.intercept != nil && g.intercept(rpc) {
+				rpc.Respond(nil, errors.New("cluster: RPC cut by a test"))
+				continue
 			}
 			if g.refuse(rpc) {
 				continue
@@ -107,7 +134,7 @@ func (g *voteGuard) refuse(rpc raft.RPC) bool {
 	switch req := rpc.Command.(type) {
 	case *raft.RequestVoteRequest:
 		if req.LastLogIndex > 1 && !g.caughtUp() {
-			g.node.log.Warn("withholding vote: this node started with an empty data directory and has not caught up")
+			g.node.log.Warn("withholding vote: this node forgot Raft state and has not caught up with a leader")
 			rpc.Respond(&raft.RequestVoteResponse{RPCHeader: g.header(), Term: req.Term}, nil)
 			return true
 		}
@@ -120,26 +147,52 @@ func (g *voteGuard) refuse(rpc raft.RPC) bool {
 	return false
 }
 
-func (g *voteGuard) noteLeader(term uint64) {
-	for {
-		cur := g.leaderTerm.Load()
-		if term <= cur || g.leaderTerm.CompareAndSwap(cur, term) {
-			return
+// noteAppend records the leader's term and commit index from an
+// AppendEntries that Raft will not reject for its term. Heartbeats carry
+// no commit index and are skipped.
+func (g *voteGuard) noteAppend(req *raft.AppendEntriesRequest) {
+	if req.PrevLogEntry == 0 && len(req.Entries) == 0 && req.LeaderCommitIndex == 0 {
+		return
+	}
+	if r := g.node.raftRef.Load(); r != nil && req.Term < r.CurrentTerm() {
+		return // a deposed leader's late message: Raft rejects it
+	}
+	g.mu.Lock()
+	switch {
+	case req.Term > g.term:
+		g.term, g.target = req.Term, req.LeaderCommitIndex
+	case req.Term == g.term:
+		g.target = max(g.target, req.LeaderCommitIndex)
+	}
+	g.mu.Unlock()
+	if !g.anyHeard.Swap(true) {
+		g.firstHeard.Store(req.LeaderCommitIndex)
+	}
+	for cur := g.heard.Load(); req.LeaderCommitIndex > cur; cur = g.heard.Load() {
+		if g.heard.CompareAndSwap(cur, req.LeaderCommitIndex) {
+			break
 		}
+	}
+	if g.guarded.Load() {
+		g.caughtUp() // lift as soon as possible, not only when asked to vote
 	}
 }
 
 // caughtUp reports whether the guard is lifted, lifting it for good once
-// the log's last entry is of the term of a leader that has replicated to
-// this node since it started: only that leader can have sent it. (Not the
-// node's current term: a transfer or an election bumps that first.)
+// the conditions in the type's comment hold.
 func (g *voteGuard) caughtUp() bool {
 	if !g.guarded.Load() {
 		return true
 	}
-	term := g.leaderTerm.Load()
+	r := g.node.raftRef.Load()
+	g.mu.Lock()
+	term, target := g.term, g.target
+	g.mu.Unlock()
+	if r == nil || term == 0 || r.CurrentTerm() != term {
+		return false
+	}
 	idx, err := g.logs.LastIndex()
-	if err != nil || idx <= 1 || term == 0 {
+	if err != nil || idx <= 1 || idx < target {
 		return false
 	}
 	var last raft.Log
@@ -147,7 +200,8 @@ func (g *voteGuard) caughtUp() bool {
 		return false
 	}
 	if g.guarded.CompareAndSwap(true, false) {
-		g.node.log.Info("caught up after starting with an empty data directory; voting again", "index", idx, "term", last.Term)
+		g.node.log.Info("caught up with a leader after forgetting Raft state; voting again", "index", idx, "term", term, "leader_commit", target)
+		g.node.clearGuardFile()
 	}
 	return true
 }
@@ -155,7 +209,14 @@ func (g *voteGuard) caughtUp() bool {
 // lift ends the guard when this node wins an election: a guarded node can
 // only have won with every voter's log at the bootstrap entry (a brand-new
 // cluster), and a leader never receives the entries that would lift it.
-func (g *voteGuard) lift() { g.guarded.Store(false) }
+func (g *voteGuard) lift() {
+	if g.guarded.CompareAndSwap(true, false) {
+		g.node.clearGuardFile()
+	}
+}
+
+// isGuarded reports whether the node still withholds its vote.
+func (g *voteGuard) isGuarded() bool { return g.guarded.Load() }
 
 func (g *voteGuard) header() raft.RPCHeader {
 	return raft.RPCHeader{

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/doubledutch/doubledutch/api"
 	"github.com/doubledutch/doubledutch/cluster"
 )
 
@@ -26,7 +27,10 @@ type Config struct {
 	RaftAdvertise string
 	Voters        []cluster.Server
 	Join          bool // wait to be added instead of bootstrapping
-	DataDir       string
+	// Legacy is set by the original positional command line, which is
+	// explicitly a single node: it bootstraps alone without --voters.
+	Legacy  bool
+	DataDir string
 
 	HTTP        bool // plain HTTP instead of HTTPS
 	TLSCert     string
@@ -35,9 +39,11 @@ type Config struct {
 	RaftTLSKey  string
 	RaftTLSCA   string
 
-	APIKey     string
-	APIKeyFile string
-	ServerName string
+	APIKey       string
+	APIKeyFile   string
+	AdminKey     string
+	AdminKeyFile string
+	ServerName   string
 
 	Tick              time.Duration
 	Heartbeat         time.Duration
@@ -48,6 +54,7 @@ type Config struct {
 	MaxLifetime       time.Duration
 	MaxWait           time.Duration
 	MaxWaiters        int
+	MaxConnections    int
 	Threads           int
 
 	LogLevel  string
@@ -66,12 +73,12 @@ func envName(flagName string) string {
 func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("doubledutch", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.StringVar(&cfg.NodeID, "node-id", "node1", "unique id of this node")
+	fs.StringVar(&cfg.NodeID, "node-id", "node1", "unique id of this node (letters, digits, '.', '_', '-'; at most 64)")
 	fs.StringVar(&cfg.Listen, "listen", ":8000", "address the client API listens on")
 	fs.StringVar(&cfg.APIURL, "api-url", "", "API URL clients use to reach this node (default: derived from --listen)")
 	fs.StringVar(&cfg.RaftBind, "raft-bind", "127.0.0.1:7000", "address the Raft transport listens on")
 	fs.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "Raft address peers dial, if different from --raft-bind")
-	fs.Func("voters", "bootstrap voter list id=host:port,... (the same on every node; default: this node alone)", func(s string) error {
+	fs.Func("voters", "bootstrap voter list id=host:port,... (the same on every node, this node included; required unless --join)", func(s string) error {
 		v, err := parseVoters(s)
 		cfg.Voters = v
 		return err
@@ -86,6 +93,8 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.RaftTLSCA, "raft-tls-ca", "", "CA that signs every node's Raft certificate (PEM)")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "API key clients must present (prefer --api-key-file or the environment)")
 	fs.StringVar(&cfg.APIKeyFile, "api-key-file", "/config.txt", "file whose first line is the API key (used when --api-key is empty)")
+	fs.StringVar(&cfg.AdminKey, "admin-key", "", "key of the admin endpoints (membership); must differ from the API key (prefer --admin-key-file)")
+	fs.StringVar(&cfg.AdminKeyFile, "admin-key-file", "", "file whose first line is the admin key (default: none, admin endpoints disabled)")
 	fs.StringVar(&cfg.ServerName, "name", "", "server name reported in responses (default DoubleDutch/<version>)")
 	fs.DurationVar(&cfg.Tick, "tick", 333*time.Millisecond, "safety-net expiry tick while locks are held (the original's precision)")
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat-timeout", time.Second, "Raft heartbeat timeout")
@@ -96,6 +105,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.MaxLifetime, "max-lifetime", 30*24*time.Hour, "longest lock lifetime a client may ask for")
 	fs.DurationVar(&cfg.MaxWait, "max-wait", 10*time.Minute, "longest time a client may wait for a lock")
 	fs.IntVar(&cfg.MaxWaiters, "max-waiters", 100000, "most requests that may wait for locks at once")
+	fs.IntVar(&cfg.MaxConnections, "max-connections", 0, "most client connections served at once; more wait in the accept queue (0: derived from the descriptor limit)")
 	fs.IntVar(&cfg.Threads, "threads", 0, "CPU threads to use (0: all; the original's 't')")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json")
@@ -146,6 +156,7 @@ func isPort(s string) bool {
 func applyLegacyArgs(cfg *Config, args []string) ([]string, error) {
 	cfg.Listen = ":" + args[0]
 	cfg.RaftBind = "127.0.0.1:0"
+	cfg.Legacy = true
 	args = args[1:]
 	for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		if len(args) < 2 {
@@ -206,8 +217,8 @@ func parseVoters(s string) ([]cluster.Server, error) {
 
 // Validate fills derived defaults and reports the first problem.
 func (c *Config) Validate() error {
-	if c.NodeID == "" {
-		return errors.New("--node-id must not be empty")
+	if !api.ValidNodeID(c.NodeID) {
+		return fmt.Errorf("--node-id %q must be 1 to 64 letters, digits, '.', '_' or '-'", c.NodeID)
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("--listen %q: %w", c.Listen, err)
@@ -220,6 +231,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Join && len(c.Voters) > 0 {
 		return errors.New("--join and --voters exclude each other: a joining node is added by the leader")
+	}
+	if len(c.Voters) == 0 && !c.Join && !c.Legacy {
+		// A node that bootstrapped alone by default would, misconfigured
+		// with an empty data directory, elect itself and grant locks that
+		// the real cluster knows nothing of.
+		return errors.New("give --voters (every voter, this node included; for a single node e.g. --voters " +
+			c.NodeID + "=127.0.0.1:7000) or --join")
 	}
 	if len(c.Voters) == 0 && !c.Join {
 		addr := c.RaftAdvertise
@@ -235,8 +253,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Tick <= 0:
 		return errors.New("--tick must be positive")
-	case c.MaxLifetime <= 0 || c.MaxWait < 0 || c.MaxWaiters < 0:
-		return errors.New("--max-lifetime must be positive; --max-wait and --max-waiters must not be negative")
+	case c.MaxLifetime <= 0 || c.MaxWait < 0 || c.MaxWaiters < 0 || c.MaxConnections < 0:
+		return errors.New("--max-lifetime must be positive; --max-wait, --max-waiters and --max-connections must not be negative")
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat)
 	}
@@ -266,20 +284,44 @@ func countSet(vals []string) int {
 }
 
 // loadAPIKey returns the key from --api-key or else the first line of the
-// key file, with trailing \r\n trimmed. A missing default key file is not
-// an error only when a key was given directly.
+// key file. A missing default key file is not an error only when a key was
+// given directly.
 func (c *Config) loadAPIKey() (string, error) {
 	if c.APIKey != "" {
 		return c.APIKey, nil
 	}
-	data, err := os.ReadFile(c.APIKeyFile)
+	key, err := readKeyFile(c.APIKeyFile)
 	if err != nil {
 		return "", fmt.Errorf("API key: give --api-key, %s, or a key file (%w)", envName("api-key"), err)
 	}
+	return key, nil
+}
+
+// loadAdminKey returns the admin key, or "" (admin endpoints disabled)
+// when neither --admin-key nor --admin-key-file is given.
+func (c *Config) loadAdminKey() (string, error) {
+	if c.AdminKey != "" || c.AdminKeyFile == "" {
+		return c.AdminKey, nil
+	}
+	key, err := readKeyFile(c.AdminKeyFile)
+	if err != nil {
+		return "", fmt.Errorf("admin key: %w", err)
+	}
+	return key, nil
+}
+
+// readKeyFile returns the first line of a key file with surrounding white
+// space trimmed: an editor's trailing space or a Windows line end would
+// otherwise become part of a key no client could present in a header.
+func readKeyFile(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
 	line, _, _ := strings.Cut(string(data), "\n")
-	key := strings.TrimRight(line, "\r\n")
+	key := strings.TrimSpace(line)
 	if key == "" {
-		return "", fmt.Errorf("API key file %s has an empty first line", c.APIKeyFile)
+		return "", fmt.Errorf("key file %s has an empty first line", path)
 	}
 	return key, nil
 }

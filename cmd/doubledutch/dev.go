@@ -42,12 +42,12 @@ func devCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer cleanup()
-	key := randomKey()
-	nodes, err := startDevNodes(*port, dir, key, *logLevel, stderr)
+	key, adminKey := randomKey(), randomKey()
+	nodes, err := startDevNodes(*port, dir, key, adminKey, *logLevel, stderr)
 	if err != nil {
 		return err
 	}
-	printDevBanner(stdout, nodes, key)
+	printDevBanner(stdout, nodes, key, adminKey)
 	ctx, stopWatch := exitWithParent(ctx, parentPollInterval)
 	defer stopWatch()
 	<-ctx.Done()
@@ -129,7 +129,7 @@ func randomKey() string {
 
 // startDevNodes binds every port first, so the three nodes share one voter
 // list, then starts them.
-func startDevNodes(port int, dir, key, logLevel string, logOut io.Writer) ([]*runningNode, error) {
+func startDevNodes(port int, dir, key, adminKey, logLevel string, logOut io.Writer) ([]*runningNode, error) {
 	var apiLns, raftLns []net.Listener
 	var voters []cluster.Server
 	closeAll := func() {
@@ -155,6 +155,7 @@ func startDevNodes(port int, dir, key, logLevel string, logOut io.Writer) ([]*ru
 	var nodes []*runningNode
 	for i := 0; i < 3; i++ {
 		cfg := devNodeConfig(voters[i].ID, apiLns[i].Addr().String(), dir, key, logLevel, voters)
+		cfg.AdminKey = adminKey
 		n, err := startNode(cfg, newLogger(cfg, logOut).Named(cfg.NodeID), apiLns[i], raftLns[i])
 		if err != nil {
 			for _, started := range nodes {
@@ -183,12 +184,13 @@ func devNodeConfig(id, apiAddr, dir, key, logLevel string, voters []cluster.Serv
 	return cfg
 }
 
-func printDevBanner(w io.Writer, nodes []*runningNode, key string) {
+func printDevBanner(w io.Writer, nodes []*runningNode, key, adminKey string) {
 	fmt.Fprintln(w, "DoubleDutch dev cluster: three nodes on 127.0.0.1, plain HTTP, data deleted on exit.")
 	for _, n := range nodes {
 		fmt.Fprintf(w, "  %s  %s\n", n.cfg.NodeID, n.cfg.APIURL)
 	}
-	fmt.Fprintf(w, "API key: %s\n\n", key)
+	fmt.Fprintf(w, "API key: %s\n", key)
+	fmt.Fprintf(w, "Admin key (membership changes only): %s\n\n", adminKey)
 	u := nodes[0].cfg.APIURL
 	fmt.Fprintf(w, "Try (followers redirect to the leader, so use -L; curl resends a bearer key\n")
 	fmt.Fprintf(w, "to another port only with --location-trusted):\n")

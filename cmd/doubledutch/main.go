@@ -30,6 +30,12 @@ Usage:
   doubledutch certs --out DIR --nodes node1,node2,node3
                                        create a CA and node certificates
   doubledutch health [--url URL]       exit 0 when the node answers healthy
+  doubledutch backup --url URL --out FILE
+                                       save a consistent, checksummed backup from the leader
+  doubledutch restore --from FILE [serve flags]
+                                       seed an empty data directory from a backup
+  doubledutch transfer-leader [--url URL] [NODE]
+                                       hand leadership to NODE (or any up-to-date follower)
   doubledutch version
   doubledutch help [COMMAND]           this text, or a command's flags
 
@@ -79,6 +85,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		err = certsCommand(args, stdout, stderr)
 	case "health":
 		err = healthCommand(ctx, args, getenv, stdout, stderr)
+	case "backup":
+		err = backupCommand(ctx, args, getenv, stdout, stderr)
+	case "restore":
+		err = restoreCommand(args, getenv, stdout, stderr)
+	case "transfer-leader":
+		err = transferCommand(ctx, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "doubledutch", api.Version)
 	default:

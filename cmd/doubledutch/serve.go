@@ -35,6 +35,9 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
+	if err := bridgeRaftMetrics(node.api.Registry()); err != nil {
+		log.Warn("Raft's own metrics are not exported", "error", err)
+	}
 	log.Info("serving", "node", cfg.NodeID, "api", cfg.APIURL, "raft", node.raftAddr())
 	return node.wait(ctx)
 }
@@ -68,6 +71,15 @@ func startNode(cfg Config, log hclog.Logger, apiLn, raftLn net.Listener) (*runni
 	if err != nil {
 		return nil, err
 	}
+	adminKey, err := cfg.loadAdminKey()
+	if err != nil {
+		return nil, err
+	}
+	if raftLn == nil {
+		if raftLn, err = cfg.bindChosenRaftPort(); err != nil {
+			return nil, err
+		}
+	}
 	apiTLS, err := cfg.apiTLS()
 	if err != nil {
 		return nil, err
@@ -86,25 +98,45 @@ func startNode(cfg Config, log hclog.Logger, apiLn, raftLn net.Listener) (*runni
 		apiLn.Close()
 		return nil, err
 	}
-	srv, err := api.New(cfg.apiConfig(key), node, log.Named("api"))
+	acfg := cfg.apiConfig(key)
+	acfg.AdminKey = adminKey
+	srv, err := api.New(acfg, node, log.Named("api"))
 	if err != nil {
 		apiLn.Close()
 		node.Close()
 		return nil, err
 	}
 	rn := &runningNode{cfg: cfg, log: log, cluster: node, api: srv, served: make(chan error, 1)}
-	rn.http = &http.Server{
-		Handler:           srv,
-		TLSConfig:         apiTLS,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
-	}
+	rn.http = srv.HTTPServer(apiTLS, log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}))
+	// The cap counts TCP connections, before their TLS handshake.
+	apiLn = srv.Listener(apiLn)
 	if apiTLS != nil {
 		apiLn = tls.NewListener(apiLn, apiTLS)
 	}
 	go func() { rn.served <- rn.http.Serve(apiLn) }()
 	return rn, nil
+}
+
+// bindChosenRaftPort binds the Raft listener now when its port is chosen
+// at start (port 0, the original command line), and records the real
+// address in this node's bootstrap entry: the configuration used to say
+// 127.0.0.1:0, an address no peer can dial. nil when the port is fixed.
+func (c *Config) bindChosenRaftPort() (net.Listener, error) {
+	if _, port, err := net.SplitHostPort(c.RaftBind); err != nil || port != "0" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", c.RaftBind)
+	if err != nil {
+		return nil, fmt.Errorf("raft listener: %w", err)
+	}
+	if c.RaftAdvertise == "" {
+		for i := range c.Voters {
+			if c.Voters[i].ID == c.NodeID {
+				c.Voters[i].Address = ln.Addr().String()
+			}
+		}
+	}
+	return ln, nil
 }
 
 func (rn *runningNode) raftAddr() string { return rn.cluster.RaftAddr() }
@@ -180,11 +212,15 @@ func (c *Config) clusterConfig(log hclog.Logger, raftLn net.Listener) (cluster.C
 }
 
 func (c *Config) apiConfig(key string) api.Config {
+	if c.MaxConnections == 0 {
+		c.MaxConnections = defaultMaxConnections()
+	}
 	return api.Config{
-		ServerName:  c.ServerName,
-		APIKey:      key,
-		MaxLifetime: c.MaxLifetime,
-		MaxWait:     c.MaxWait,
-		MaxWaiters:  c.MaxWaiters,
+		ServerName:     c.ServerName,
+		APIKey:         key,
+		MaxLifetime:    c.MaxLifetime,
+		MaxWait:        c.MaxWait,
+		MaxWaiters:     c.MaxWaiters,
+		MaxConnections: c.MaxConnections,
 	}
 }

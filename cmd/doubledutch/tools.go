@@ -61,8 +61,9 @@ func names(specs []tlsutil.NodeSpec) []string {
 	return out
 }
 
-// healthCommand asks a node's /v1/health and fails unless it answers 200:
-// the container HEALTHCHECK, which cannot rely on curl in a scratch image.
+// healthCommand asks a node's /v1/health (or --endpoint: /readyz,
+// /healthz) and fails unless it answers 200: the container HEALTHCHECK,
+// which cannot rely on curl in a scratch image.
 func healthCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("health", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -74,11 +75,17 @@ func healthCommand(ctx context.Context, args []string, getenv func(string) strin
 	ca := fs.String("ca", getenv(envName("health-ca")), "CA to verify the node's certificate (default $DOUBLEDUTCH_HEALTH_CA)")
 	insecure := fs.Bool("insecure", false, "do not verify the node's certificate (without --ca a loopback URL is never verified: it is this machine)")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
+	endpoint := fs.String("endpoint", "/v1/health", "path to check: /v1/health (a leader is known), /readyz (ready to serve current state) or /healthz (the process serves)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return errUsage
+	}
+	switch *endpoint {
+	case "/v1/health", "/readyz", "/healthz":
+	default:
+		return fmt.Errorf("health: --endpoint must be /v1/health, /readyz or /healthz, not %q", *endpoint)
 	}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: *insecure || (*ca == "" && isLoopbackURL(*base))}
 	if *ca != "" {
@@ -92,7 +99,7 @@ func healthCommand(ctx context.Context, args []string, getenv func(string) strin
 		}
 	}
 	client := &http.Client{Timeout: *timeout, Transport: &http.Transport{TLSClientConfig: tlsConf}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(*base, "/")+"/v1/health", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(*base, "/")+*endpoint, nil)
 	if err != nil {
 		return err
 	}

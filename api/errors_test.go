@@ -1,0 +1,52 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/doubledutch/doubledutch/cluster"
+	"github.com/doubledutch/doubledutch/fsm"
+)
+
+// TestServerErrorsHideCauses: a 5xx body carries a code and a short
+// message, never a server path or a raw I/O error (issue 9 item 4).
+func TestServerErrorsHideCauses(t *testing.T) {
+	disk := &fs.PathError{Op: "write", Path: "/var/lib/doubledutch/raft.db", Err: syscall.ENOSPC}
+	for _, tc := range []struct {
+		kind   error
+		status int
+		code   string
+	}{
+		{cluster.ErrUnknownOutcome, http.StatusGatewayTimeout, "unknown_outcome"},
+		{cluster.ErrNotApplied, http.StatusServiceUnavailable, "unavailable"},
+		{cluster.ErrShutdown, http.StatusServiceUnavailable, "unavailable"},
+		{disk, http.StatusInternalServerError, "internal"},
+	} {
+		h := newHarness(t)
+		cause := fmt.Errorf("%w: %w", tc.kind, disk)
+		h.f.setOnPropose(func(context.Context, fsm.Command) error { return cause })
+		for _, rec := range []interface{ Result() *http.Response }{
+			h.v1(http.MethodPost, "/v1/locks/x", `{"request_id":"r1"}`),
+			h.get("/getlock?auth=" + testKey + "&lockname=x"),
+		} {
+			resp := rec.Result()
+			var m map[string]any
+			decodeResp(t, resp, &m)
+			e, _ := m["error"].(map[string]any)
+			msg, _ := e["message"].(string)
+			if resp.StatusCode != tc.status || e["code"] != tc.code || msg == "" {
+				t.Fatalf("%v: %d %v", tc.kind, resp.StatusCode, m)
+			}
+			for _, leak := range []string{"raft.db", "/var/lib", "no space"} {
+				if strings.Contains(msg, leak) {
+					t.Fatalf("%v: the body leaks %q: %q", tc.kind, leak, msg)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,270 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/doubledutch/doubledutch/fsm"
+)
+
+// Operator-facing views of the node: followers' progress as the leader
+// sees it, leadership transfer on request, recent leader changes, and a
+// hook that observes every applied command (for metrics).
+
+// ErrUnknownServer means a named node is not in the Raft configuration.
+var ErrUnknownServer = errors.New("no such node in the cluster configuration")
+
+// maxLeaderChanges is how many leader changes LeaderChanges remembers.
+const maxLeaderChanges = 20
+
+// PeerProgress is one member of the configuration with how far behind it
+// is, as this node knows it. Only the leader knows its followers'
+// progress: elsewhere Known is false for every node but this one.
+type PeerProgress struct {
+	ID       string `json:"id"`
+	Address  string `json:"raft_address"`
+	Suffrage string `json:"suffrage"`
+	APIURL   string `json:"api_url,omitempty"`
+	// Role is "leader", "follower", or "unknown" (not heard of lately).
+	Role string `json:"role"`
+	// Known says whether the fields below are measured.
+	Known bool `json:"known"`
+	// LastContact is the time since this node last heard from the peer
+	// (seconds; 0 for this node itself).
+	LastContact float64 `json:"last_contact"`
+	// LastLogIndex is the peer's last log index it reported.
+	LastLogIndex uint64 `json:"last_log_index"`
+	// EntriesBehind is this leader's last log index minus the peer's.
+	EntriesBehind uint64 `json:"entries_behind"`
+}
+
+// LeaderChange is one change of leader this node observed.
+type LeaderChange struct {
+	At       time.Time `json:"at"`
+	LeaderID string    `json:"leader_id"` // "" when the leader was lost
+	Term     uint64    `json:"term"`
+}
+
+// seenPeer is what the leader last heard from a follower.
+type seenPeer struct {
+	at      time.Time
+	lastLog uint64
+}
+
+// opsState is the node's operations bookkeeping. Its zero value is ready.
+type opsState struct {
+	mu      sync.Mutex
+	peers   map[raft.ServerID]seenPeer
+	changes []LeaderChange
+
+	leaderChanges atomic.Uint64
+	onApplied     atomic.Pointer[func(fsm.Result)]
+}
+
+// peerTracker wraps the transport to note, from the answers to the
+// leader's AppendEntries (heartbeats included, which carry the follower's
+// last log index), how far behind each follower is. Raft exposes no
+// replication state of its own.
+type peerTracker struct {
+	*voteGuard
+	ops *opsState
+}
+
+func (o *opsState) wrap(g *voteGuard) raft.Transport { return &peerTracker{voteGuard: g, ops: o} }
+
+// AppendEntries sends as the guard does and records the answer.
+func (p *peerTracker) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	err := p.voteGuard.AppendEntries(id, target, args, resp)
+	if err == nil {
+		p.ops.mu.Lock()
+		if p.ops.peers == nil {
+			p.ops.peers = map[raft.ServerID]seenPeer{}
+		}
+		p.ops.peers[id] = seenPeer{at: time.Now(), lastLog: resp.LastLog}
+		p.ops.mu.Unlock()
+	}
+	return err
+}
+
+// applied runs on Raft's apply goroutine for every command.
+func (o *opsState) applied(r fsm.Result) {
+	if fn := o.onApplied.Load(); fn != nil {
+		(*fn)(r)
+	}
+}
+
+// OnApplied installs fn to be called after every applied command, on
+// Raft's apply goroutine (it must not block), replacing any earlier one.
+// nil removes it. Metrics count lock operations with it.
+func (n *Node) OnApplied(fn func(fsm.Result)) {
+	if fn == nil {
+		n.ops.onApplied.Store(nil)
+		return
+	}
+	n.ops.onApplied.Store(&fn)
+}
+
+// LockCount is the number of locks held in this node's applied state.
+func (n *Node) LockCount() int { return n.fsm.Len() }
+
+// watchRaft logs leader and membership changes at info level and keeps
+// the recent leader changes, until the node closes.
+func (n *Node) watchRaft() {
+	ch := make(chan raft.Observation, 64)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.LeaderObservation, raft.PeerObservation:
+			return true
+		}
+		return false
+	})
+	n.raft.RegisterObserver(obs)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer n.raft.DeregisterObserver(obs)
+		for {
+			select {
+			case o := <-ch:
+				n.noteObservation(o)
+			case <-n.closing:
+				return
+			}
+		}
+	}()
+}
+
+func (n *Node) noteObservation(o raft.Observation) {
+	switch d := o.Data.(type) {
+	case raft.LeaderObservation:
+		c := LeaderChange{At: time.Now(), LeaderID: string(d.LeaderID), Term: n.raft.CurrentTerm()}
+		n.ops.leaderChanges.Add(1)
+		n.ops.mu.Lock()
+		n.ops.changes = append(n.ops.changes, c)
+		if len(n.ops.changes) > maxLeaderChanges {
+			n.ops.changes = n.ops.changes[1:]
+		}
+		n.ops.mu.Unlock()
+		if c.LeaderID == "" {
+			n.log.Info("leader lost", "term", c.Term)
+		} else {
+			n.log.Info("leader changed", "leader", c.LeaderID, "term", c.Term)
+		}
+	case raft.PeerObservation:
+		if d.Removed {
+			n.log.Info("membership: node removed", "node", d.Peer.ID)
+		} else {
+			n.log.Info("membership: node added or updated", "node", d.Peer.ID, "address", d.Peer.Address, "suffrage", d.Peer.Suffrage.String())
+		}
+	}
+}
+
+// LeaderChanges returns the most recent leader changes this node saw,
+// oldest first, and how many it saw since it started.
+func (n *Node) LeaderChanges() (recent []LeaderChange, total uint64) {
+	n.ops.mu.Lock()
+	defer n.ops.mu.Unlock()
+	return append([]LeaderChange(nil), n.ops.changes...), n.ops.leaderChanges.Load()
+}
+
+// Peers lists the configuration with each member's progress. On the
+// leader every follower's progress is measured from its last answer; on a
+// follower only the node itself is.
+func (n *Node) Peers() []PeerProgress {
+	st := n.State()
+	leading := n.IsLeader()
+	last := n.raft.LastIndex()
+	n.ops.mu.Lock()
+	defer n.ops.mu.Unlock()
+	out := make([]PeerProgress, 0, len(st.Servers))
+	for _, s := range st.Servers {
+		p := PeerProgress{ID: s.ID, Address: s.Address, Suffrage: s.Suffrage, APIURL: s.APIURL, Role: "follower"}
+		if s.Leader {
+			p.Role = "leader"
+		}
+		switch {
+		case s.ID == n.cfg.NodeID:
+			p.Known, p.LastLogIndex = true, last
+			if !leading {
+				p.LastContact = 0
+				if c, a := st.CommitIndex, st.AppliedIndex; c > a {
+					p.EntriesBehind = c - a
+				}
+			}
+		case leading:
+			if seen, ok := n.ops.peers[raft.ServerID(s.ID)]; ok {
+				p.Known, p.LastLogIndex = true, seen.lastLog
+				p.LastContact = time.Since(seen.at).Seconds()
+				if last > seen.lastLog {
+					p.EntriesBehind = last - seen.lastLog
+				}
+			} else {
+				p.Role = "unknown"
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// TransferLeadership hands leadership to target, or to the most
+// up-to-date follower when target is "". Only the leader can; it returns
+// once Raft has finished the transfer (or failed it) and this node has
+// heard from the new leader, or two election timeouts have passed.
+func (n *Node) TransferLeadership(target string) error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	if err := n.transfer(target); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(2 * n.cfg.ElectionTimeout)
+	for id := n.Leader().ID; (id == "" || id == n.cfg.NodeID) && time.Now().Before(deadline); id = n.Leader().ID {
+		select {
+		case <-n.closing:
+			return nil
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func (n *Node) transfer(target string) error {
+	var f raft.Future
+	if target == "" {
+		f = n.raft.LeadershipTransfer()
+	} else {
+		addr, ok := n.serverAddress(target)
+		if !ok {
+			return fmt.Errorf("%w: %q", ErrUnknownServer, target)
+		}
+		if target == n.cfg.NodeID {
+			return nil // already leading: nothing to move
+		}
+		f = n.raft.LeadershipTransferToServer(raft.ServerID(target), addr)
+	}
+	if err := f.Error(); err != nil {
+		n.log.Warn("leadership transfer failed", "target", target, "error", err)
+		return fmt.Errorf("%w: leadership transfer: %w", ErrNotApplied, err)
+	}
+	n.log.Info("leadership transferred on request", "target", target)
+	return nil
+}
+
+func (n *Node) serverAddress(id string) (raft.ServerAddress, bool) {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return "", false
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == id {
+			return s.Address, true
+		}
+	}
+	return "", false
+}

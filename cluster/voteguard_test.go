@@ -1,0 +1,131 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// cutAfterFirstBatch lets a restarted node take the first catch-up batch
+// (the AppendEntries that follows the leader's probe) and answers every
+// later AppendEntries with an error while cutting is set: a catch-up cut
+// off at a batch boundary.
+func cutAfterFirstBatch(cutting *atomic.Bool) func(raft.RPC) bool {
+	var firstBatchSent atomic.Bool
+	return func(rpc raft.RPC) bool {
+		req, ok := rpc.Command.(*raft.AppendEntriesRequest)
+		if !ok || !cutting.Load() || len(req.Entries) == 0 {
+			return false
+		}
+		if req.PrevLogEntry <= 1 {
+			firstBatchSent.Store(true)
+			return false
+		}
+		return firstBatchSent.Load()
+	}
+}
+
+// fillLog commits count entries through the leader, several at a time.
+func fillLog(t *testing.T, lead *Node, count int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < count; i += 8 {
+				name := fmt.Sprintf("fill-%d", i)
+				if _, err := lead.Acquire(context.Background(), AcquireRequest{Name: name, Lifetime: time.Hour, RequestID: name}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("filling the log: %v", err)
+	}
+}
+
+// The reviewer's scenario (issue 8 item 1): the wiped holder of a
+// committed entry must stay guarded after the first catch-up batch, even
+// though that batch ends with an entry of the current leader's term.
+func TestWipedNodeGuardedPastFirstCatchUpBatch(t *testing.T) {
+	testWipedHolderStaysGuarded(t, false)
+}
+
+// The same, with the wiped node restarted in the middle of catching up:
+// the guard is on disk, so the restart does not drop it.
+func TestWipedNodeGuardedAcrossRestartMidCatchUp(t *testing.T) {
+	testWipedHolderStaysGuarded(t, true)
+}
+
+func testWipedHolderStaysGuarded(t *testing.T, restartMidCatchUp bool) {
+	tc := newTestCluster(t, 3, nil)
+	lead := tc.leader()
+	li := tc.index(lead)
+	holder, lagging := (li+1)%3, (li+2)%3
+	tc.kill(lagging)
+	// More than two batches of 256 entries, then the entry that matters:
+	// committed on the leader and the holder only.
+	fillLog(t, lead, 600)
+	kept := tc.acquire("kept", time.Hour)
+	keptIndex := lead.FSM().AppliedIndex()
+	waitFor(t, 10*time.Second, "holder has the kept entry", func() bool {
+		return tc.nodes[holder].raft.LastIndex() >= keptIndex
+	})
+
+	tc.kill(holder)
+	if err := os.RemoveAll(tc.cfgs[holder].DataDir); err != nil {
+		t.Fatal(err)
+	}
+	var cutting atomic.Bool
+	cutting.Store(true)
+	tc.cfgs[holder].interceptRPC = cutAfterFirstBatch(&cutting)
+	h := tc.restart(holder)
+	waitFor(t, 10*time.Second, "the first catch-up batch", func() bool {
+		return h.raft.LastIndex() >= 257 && h.raft.CurrentTerm() == lead.raft.CurrentTerm()
+	})
+	if got := h.raft.LastIndex(); got >= keptIndex {
+		t.Fatalf("catch-up was not cut: holder at %d, kept entry at %d", got, keptIndex)
+	}
+	t.Logf("holder cut off at index %d of %d", h.raft.LastIndex(), keptIndex)
+	if restartMidCatchUp {
+		tc.kill(holder)
+		h = tc.restart(holder)
+	}
+	tc.kill(li)
+	tc.restart(lagging)
+	// Neither may lead: the lagging node lacks the lock, and the holder
+	// lacks it too now; its vote must not make up a majority.
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, n := range tc.live() {
+			if n.IsLeader() {
+				l, held := n.FSM().Get("kept")
+				t.Fatalf("%s was elected (last index %d) without the node holding the committed entry %d; kept held=%v fence=%d, want %d",
+					n.ID(), n.raft.LastIndex(), keptIndex, held, l.Fence, kept.Lock.Fence)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cutting.Store(false)
+	tc.restart(li)
+	tc.onEveryNode("kept held", holds("kept", kept.Lock.Fence))
+	if r := tc.acquire("after", time.Hour); r.Lock.Fence <= kept.Lock.Fence {
+		t.Fatalf("fencing token went backwards: %d after %d", r.Lock.Fence, kept.Lock.Fence)
+	}
+	waitFor(t, 10*time.Second, "holder's guard lifted", func() bool { return !h.guard.isGuarded() })
+	if _, err := os.Stat(tc.cfgs[holder].DataDir + "/" + guardFile); !os.IsNotExist(err) {
+		t.Fatalf("guard record still on disk after lifting: %v", err)
+	}
+}
