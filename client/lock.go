@@ -94,6 +94,9 @@ func (c *Client) Acquire(ctx context.Context, name string, opts AcquireOptions) 
 	if l.lifetime <= 0 || (l.info.Lifetime > 0 && l.info.Lifetime < l.lifetime) {
 		l.lifetime = l.info.Lifetime
 	}
+	if l.lifetime <= 0 { // the API always says; without it no deadline is known
+		return nil, fmt.Errorf("doubledutch: the grant of %s carries no lifetime", name)
+	}
 	if !opts.FirstSent.IsZero() && opts.FirstSent.Before(sent) {
 		sent = opts.FirstSent
 	}
