@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -75,21 +76,28 @@ type lockProcess struct {
 	done   chan struct{}
 }
 
-// startLock runs `doubledutch lock ARGS... -- <this test binary>` with the
-// child's behaviour in env.
+// startLock runs `doubledutch lock ARGS... -- <this test binary>` (unless
+// ARGS has its own "--" and command; DDTEST_SELF names this binary) with
+// the child's behaviour in env.
 func startLock(t *testing.T, cl *ddtest.Cluster, w *childWatch, args []string, env ...string) *lockProcess {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	args = append(append([]string{"lock"}, args...), "--", self)
+	if !slices.Contains(args, "--") {
+		args = append(args, "--", self)
+	}
+	args = append([]string{"lock"}, args...)
 	cmd := exec.Command(lockBinary, args...)
 	cmd.Env = append(os.Environ(), "DOUBLEDUTCH_ENDPOINTS="+strings.Join(cl.URLs(), ","),
-		"DOUBLEDUTCH_API_KEY="+ddtest.Key, "DDTEST_CHILD=1", "DDTEST_ADDR="+w.ln.Addr().String())
+		"DOUBLEDUTCH_API_KEY="+ddtest.Key, "DDTEST_CHILD=1", "DDTEST_ADDR="+w.ln.Addr().String(), "DDTEST_SELF="+self)
 	cmd.Env = append(cmd.Env, env...)
 	p := &lockProcess{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stderr, p.stderr
+	// A process the command left behind keeps the output pipe open: do
+	// not wait for it once lock has exited.
+	cmd.WaitDelay = 2 * time.Second
 	ddtest.DieWithParent(cmd) // and its command dies with it
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -201,15 +209,48 @@ func TestLockDoesNotRunTheCommandWhenBusy(t *testing.T) {
 // Cut off from the cluster, `lock` stops its command (SIGTERM, then
 // SIGKILL for one that ignores it) and the command is dead before any
 // other client is granted the lock: one timeline, this process's clock.
+// Through a shell too: the shell dies of the SIGTERM, the process it
+// started ignores it and must still be killed (the whole process group).
 func TestLockKillsTheCommandBeforeTheLockCanGoToAnother(t *testing.T) {
 	cl := ddtest.Start(t, lockBinary)
-	w := watchChild(t)
-	p := startLock(t, cl, w, []string{"cut", "--lifetime", "2s", "--grace", "500ms"}, "DDTEST_ON_SIGNAL=ignore")
-	w.next(t, 30*time.Second)
-	cl.Blackhole(true)
-	cut := time.Now()
-	granted := grantElsewhere(t, cl, "cut", 30*time.Second)
-	var term, dead time.Time
+	for _, tc := range []struct {
+		name    string
+		command []string
+	}{
+		{"direct", nil},
+		{"under a shell", []string{"--", "sh", "-c", `"$DDTEST_SELF" & wait`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := "cut-" + strings.ReplaceAll(tc.name, " ", "-")
+			w := watchChild(t)
+			args := append([]string{name, "--lifetime", "2s", "--grace", "500ms"}, tc.command...)
+			p := startLock(t, cl, w, args, "DDTEST_ON_SIGNAL=ignore")
+			w.next(t, 30*time.Second)
+			cl.Blackhole(true)
+			defer cl.Blackhole(false)
+			cut := time.Now()
+			granted := grantElsewhere(t, cl, name, 30*time.Second)
+			term, dead := childEnd(t, w, granted.Sub(cut))
+			if term.IsZero() || !term.Before(dead) {
+				t.Fatalf("no SIGTERM before the end (term %v, dead %v after the cut)", term.Sub(cut), dead.Sub(cut))
+			}
+			if !dead.Before(granted) {
+				t.Fatalf("the command died %v after another client's grant", dead.Sub(granted))
+			}
+			t.Logf("cut at 0; SIGTERM seen at %v, command dead at %v, other client's grant sent at %v",
+				term.Sub(cut), dead.Sub(cut), granted.Sub(cut))
+			cl.Blackhole(false)
+			if code := p.exitCode(t, 30*time.Second); code != exitLost {
+				t.Fatalf("exit code %d, want %d (lost)", code, exitLost)
+			}
+		})
+	}
+}
+
+// childEnd reads what the child reported by now: when it saw SIGTERM and
+// when it died. It fails if the child still lives.
+func childEnd(t *testing.T, w *childWatch, grantedAfter time.Duration) (term, dead time.Time) {
+	t.Helper()
 	for dead.IsZero() {
 		select {
 		case ev := <-w.events:
@@ -220,21 +261,10 @@ func TestLockKillsTheCommandBeforeTheLockCanGoToAnother(t *testing.T) {
 				dead = ev.at
 			}
 		default:
-			t.Fatalf("another client was granted the lock %v after the cut while the command lived", granted.Sub(cut))
+			t.Fatalf("another client was granted the lock %v after the cut while the command lived", grantedAfter)
 		}
 	}
-	if term.IsZero() || !term.Before(dead) {
-		t.Fatalf("no SIGTERM before the end (term %v, dead %v after the cut)", term.Sub(cut), dead.Sub(cut))
-	}
-	if !dead.Before(granted) {
-		t.Fatalf("the command died %v after another client's grant", dead.Sub(granted))
-	}
-	t.Logf("cut at 0; SIGTERM seen at %v, command dead at %v, other client's grant sent at %v",
-		term.Sub(cut), dead.Sub(cut), granted.Sub(cut))
-	cl.Blackhole(false)
-	if code := p.exitCode(t, 30*time.Second); code != exitLost {
-		t.Fatalf("exit code %d, want %d (lost)", code, exitLost)
-	}
+	return term, dead
 }
 
 // grantElsewhere polls for the lock at the leader's own listener (past

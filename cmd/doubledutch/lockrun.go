@@ -182,6 +182,9 @@ func (s *supervisor) run(sigs <-chan os.Signal, exited <-chan error) (error, boo
 		select {
 		case err := <-exited:
 			timer.Stop()
+			// Whatever the command left running in its group would work
+			// on without the lock, which is released next: kill it.
+			signalGroup(s.cmd, syscall.SIGKILL)
 			return err, s.termSent || s.killSent
 		case sig := <-sigs:
 			signalGroup(s.cmd, sig.(syscall.Signal))
