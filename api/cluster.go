@@ -54,6 +54,11 @@ type Cluster interface {
 	State() cluster.State
 	// Subscribe registers fn for cluster events until cancel is called.
 	Subscribe(fn func(cluster.Event)) (cancel func())
+	// Recall answers a repeated request id from local applied state,
+	// proposing nothing (cluster/locking uses it).
+	Recall(kind fsm.Kind, name, requestID string) (fsm.Result, bool)
+	// SetHandoff installs the waiting layer's hook into group commit.
+	SetHandoff(h cluster.Handoff)
 	// StateDigest hashes this node's whole state at its applied index.
 	StateDigest() (applied uint64, digest string)
 	// AddVoter adds a node to the Raft configuration (leader only). It

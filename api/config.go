@@ -29,9 +29,12 @@ const (
 	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultListLimit         = 100  // GET /v1/locks page size without limit=
 	MaxListLimit             = 1000 // the largest limit= accepted
-	// MaxRequestIDLength bounds client request ids; api appends a short
-	// "#n" suffix for retries within one waiting request.
+	// MaxRequestIDLength bounds client request ids.
 	MaxRequestIDLength = 128
+	// MinRequestIDLength is the shortest request id accepted: a repeated
+	// id is answered with the first answer, session token included, so an
+	// id must be unguessable.
+	MinRequestIDLength = 16
 )
 
 // Config configures a Server. The zero value of every field but APIKey
@@ -46,8 +49,9 @@ type Config struct {
 	// an error unless InsecureNoAuth is set.
 	APIKey string
 	// AdminKey is the bearer key of the admin endpoints (membership
-	// changes). It must differ from APIKey: a lock client must not be able
-	// to add a voter of its own. Empty: admin endpoints answer 403
+	// changes, leadership transfer, backup). It must differ from APIKey: a
+	// lock client must not be able to add a voter of its own, nor read
+	// other clients' session tokens from a backup. Empty: admin endpoints answer 403
 	// admin_disabled.
 	AdminKey string
 	// InsecureNoAuth disables key checks entirely. Only for tests and

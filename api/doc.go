@@ -1,7 +1,8 @@
 // Package api is the HTTP(S) face of a DoubleDutch cluster node: the
 // router, the original DoubleDutch endpoints, the v1 JSON API, API-key
-// checks, request validation, the one error table, the leader redirect
-// and waiting for locks.
+// checks, request validation, the one error table and the leader
+// redirect. Waiting for locks lives in cluster/locking: the lock handlers
+// decode a request, call it and encode the answer.
 //
 // # What api owns and what it must not do
 //
@@ -35,14 +36,15 @@
 //	GET    /healthz                  no key; liveness
 //	GET    /readyz                   no key; readiness (leader, contact, caught up)
 //	GET    /metrics                  no key; Prometheus, no lock names or tokens
-//	POST   /v1/cluster/leader        transfer leadership {target}
-//	GET    /v1/snapshot              a consistent, self-checking backup
 //	GET    /ui/                      the status page (embedded HTML/CSS/JS)
 //
-// Membership, with the admin key (Config.AdminKey; disabled without one):
+// Admin, with the admin key (Config.AdminKey; 403 admin_disabled without
+// one), never the lock key: a backup holds every session token.
 //
 //	PUT    /v1/cluster/nodes/{id}    add a voter {raft_address} [?force=true]
 //	DELETE /v1/cluster/nodes/{id}    remove a member [?force=true]
+//	POST   /v1/cluster/leader        transfer leadership {target} (ops.go)
+//	GET    /v1/snapshot              a consistent, self-checking backup (ops.go)
 //
 // A lock name is one path segment: percent-encode "/" as %2F. openapi.yaml
 // beside this file describes every field; the README has the tables.
@@ -78,15 +80,10 @@
 //
 // # Waiting
 //
-// A request that may wait (timeout= or "wait") and finds the lock held
-// joins a FIFO queue for the name at the leader; a request that finds
-// waiters queues behind them instead of overtaking. When the applied log
-// frees the name, the head waiter whose client is still connected
-// proposes its acquire at once (direct handoff, about one commit). A
-// waiter is not turned away at its timeout while the lock it waits for is
-// due to expire by then: it gets it when the expiry is applied. A waiter
-// whose client left is never granted; a grant that commits after its
-// client left is released at once. On leadership loss every waiter ends
-// with 503 leader_changed. Waiting costs the request's own goroutine and
-// a timer, nothing else.
+// A request that may wait (timeout= or "wait") is served by
+// cluster/locking: a FIFO queue per name at the leader, the freed lock
+// handed to the head waiter in the same commit that frees it, a waiter
+// whose client left never granted. On leadership loss a waiter ends with
+// leader_changed, an error that also matches cluster.ErrNotLeader and
+// carries its request id and remaining wait for the redirect.
 package api

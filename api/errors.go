@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/doubledutch/doubledutch/cluster"
+	"github.com/doubledutch/doubledutch/cluster/locking"
 )
 
 // Sentinel errors of the HTTP layer. Handlers wrap them with a message
@@ -39,13 +40,20 @@ var (
 	// ErrSlowBody: the request body did not arrive in time (408).
 	ErrSlowBody = errors.New("request body not received in time")
 	// ErrTooManyWaiters: the waiting bound is reached (429).
-	ErrTooManyWaiters = errors.New("too many requests are waiting")
+	ErrTooManyWaiters = locking.ErrTooManyWaiters
+	// ErrTooManyLocks: the cluster holds fsm.MaxLocks locks (429).
+	ErrTooManyLocks = errors.New("too many locks are held")
+	// ErrTooManyIDs: the dedup table is full; new request ids are refused
+	// until ids expire (429).
+	ErrTooManyIDs = errors.New("too many request ids are remembered")
+	// ErrGrantEnded: a repeated request id whose grant has ended (409).
+	ErrGrantEnded = errors.New("the grant of this request id has ended")
 	// ErrNoLeader: no leader is known or ready (503).
 	ErrNoLeader = errors.New("no leader is known; retry shortly")
 	// ErrLeaderChanged: leadership moved while the request waited (503).
-	ErrLeaderChanged = errors.New("leadership changed while waiting; retry")
+	ErrLeaderChanged = locking.ErrLeaderChanged
 	// ErrClientGone: the client disconnected; nobody reads the answer.
-	ErrClientGone = errors.New("the client went away")
+	ErrClientGone = locking.ErrClientGone
 )
 
 // errorEntry is one row of the error table.
@@ -68,7 +76,6 @@ var errorTable = []errorEntry{
 	{ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
 	{ErrAdminDisabled, http.StatusForbidden, "admin_disabled"},
 	{ErrNotFound, http.StatusNotFound, "not_found"},
-	{cluster.ErrUnknownServer, http.StatusNotFound, "not_found"},
 	{cluster.ErrNotMember, http.StatusNotFound, "not_found"},
 	{cluster.ErrQuorumAtRisk, http.StatusConflict, "quorum_at_risk"},
 	{ErrMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed"},
@@ -77,10 +84,14 @@ var errorTable = []errorEntry{
 	{ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
 	{ErrSlowBody, http.StatusRequestTimeout, "body_timeout"},
 	{ErrURITooLong, http.StatusRequestURITooLong, "uri_too_long"},
+	{ErrGrantEnded, http.StatusConflict, "grant_ended"},
 	{ErrTooManyWaiters, http.StatusTooManyRequests, "too_many_waiters"},
+	{ErrTooManyLocks, http.StatusTooManyRequests, "too_many_locks"},
+	{ErrTooManyIDs, http.StatusTooManyRequests, "too_many_request_ids"},
 	{ErrNoLeader, http.StatusServiceUnavailable, "no_leader"},
-	{cluster.ErrNotLeader, http.StatusServiceUnavailable, "no_leader"},
+	// Before ErrNotLeader: a waiter's leader_changed also matches it.
 	{ErrLeaderChanged, http.StatusServiceUnavailable, "leader_changed"},
+	{cluster.ErrNotLeader, http.StatusServiceUnavailable, "no_leader"},
 	{cluster.ErrNotApplied, http.StatusServiceUnavailable, "unavailable"},
 	{cluster.ErrTooStale, http.StatusServiceUnavailable, "too_stale"},
 	{cluster.ErrShutdown, http.StatusServiceUnavailable, "unavailable"},

@@ -31,7 +31,7 @@ func TestServerErrorsHideCauses(t *testing.T) {
 		cause := fmt.Errorf("%w: %w", tc.kind, disk)
 		h.f.setOnPropose(func(context.Context, fsm.Command) error { return cause })
 		for _, rec := range []interface{ Result() *http.Response }{
-			h.v1(http.MethodPost, "/v1/locks/x", `{"request_id":"r1"}`),
+			h.v1(http.MethodPost, "/v1/locks/x", `{"request_id":"r1-0123456789abcdef"}`),
 			h.get("/getlock?auth=" + testKey + "&lockname=x"),
 		} {
 			resp := rec.Result()

@@ -39,6 +39,9 @@ type fakeCluster struct {
 	// onPropose, if set, runs before a proposal is applied; a non-nil
 	// error is returned instead of applying (it may also block).
 	onPropose func(ctx context.Context, c fsm.Command) error
+	// afterApply, if set, runs after a proposal was applied, before the
+	// proposer sees the result (it may block, like a descheduled caller).
+	afterApply func(c fsm.Command, r fsm.Result)
 
 	proposals atomic.Int64
 
@@ -94,14 +97,18 @@ func (f *fakeCluster) propose(ctx context.Context, c fsm.Command) (fsm.Result, e
 		return fsm.Result{}, cluster.ErrNotLeader
 	}
 	f.stateMu.Lock()
-	hook := f.onPropose
+	hook, after := f.onPropose, f.afterApply
 	f.stateMu.Unlock()
 	if hook != nil {
 		if err := hook(ctx, c); err != nil {
 			return fsm.Result{}, err
 		}
 	}
-	return f.apply(c), nil
+	res := f.apply(c)
+	if after != nil {
+		after(c, res)
+	}
+	return res, nil
 }
 
 func (f *fakeCluster) apply(c fsm.Command) fsm.Result {
@@ -259,6 +266,15 @@ func (f *fakeCluster) Subscribe(fn func(cluster.Event)) func() {
 		delete(f.subs, id)
 	}
 }
+
+func (f *fakeCluster) Recall(kind fsm.Kind, name, requestID string) (fsm.Result, bool) {
+	return f.m.Recall(fsm.Command{Kind: kind, Name: name, RequestID: requestID})
+}
+
+// SetHandoff is a no-op: the fake applies one command per proposal, so the
+// waiting layer's fallback (a turn on the freed event) serves its waiters.
+// cluster/locking's tests cover the one-commit handoff on a real cluster.
+func (f *fakeCluster) SetHandoff(cluster.Handoff) {}
 
 var _ Cluster = (*fakeCluster)(nil)
 

@@ -104,7 +104,7 @@ func FuzzReleaseLockQuery(f *testing.F) {
 }
 
 func FuzzV1Request(f *testing.F) {
-	f.Add(uint8(0), "a", `{"lifetime":1.5,"wait":0,"owner":"me","request_id":"r-1"}`)
+	f.Add(uint8(0), "a", `{"lifetime":1.5,"wait":0,"owner":"me","request_id":"r-1-0123456789abcd"}`)
 	f.Add(uint8(0), "jobs/nightly", ``)
 	f.Add(uint8(0), "a", `{"lifetime":-1}`)
 	f.Add(uint8(0), "a", `{"wait":1e999}`)

@@ -93,9 +93,12 @@ func (s *Server) getLock(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 	if err != nil {
 		return err
 	}
-	res, err := s.acquire(r.Context(), p)
+	res, err := s.locks.Acquire(r.Context(), p)
 	if err != nil {
 		return err
+	}
+	if err := refusal(res, p.RequestID); err != nil && res.Outcome != fsm.Ended {
+		return err // a repeat of an ended grant is simply "not acquired"
 	}
 	out := getLockResponse{ServerName: s.cfg.ServerName, LockName: p.Name}
 	if res.Outcome == fsm.Granted {
@@ -109,12 +112,15 @@ func (s *Server) getLock(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 
 // parseGetLock validates the /getlock query.
 func (s *Server) parseGetLock(raw string) (acquireParams, error) {
-	q, err := parseQuery(raw, "lockname", "timeout", "lifetime")
+	q, err := parseQuery(raw, "lockname", "timeout", "lifetime", "request_id")
 	if err != nil {
 		return acquireParams{}, err
 	}
-	p := acquireParams{Name: q.Get("lockname"), Lifetime: s.cfg.DefaultLifetime}
+	p := acquireParams{Name: q.Get("lockname"), Lifetime: s.cfg.DefaultLifetime, RequestID: q.Get("request_id")}
 	if err := s.cfg.checkName(p.Name); err != nil {
+		return p, err
+	}
+	if err := checkRequestID(p.RequestID); err != nil {
 		return p, err
 	}
 	if sec, ok, err := optSeconds(q, "lifetime"); err != nil {
@@ -144,14 +150,15 @@ type releaseLockResponse struct {
 // releaseLock serves DELETE /releaselock?lockname&token[&auth]. auth is
 // optional (the token proves ownership), but a wrong one is a 401.
 func (s *Server) releaseLock(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	name, tok, err := s.parseReleaseLock(r.URL.RawQuery)
+	name, tok, reqID, err := s.parseReleaseLock(r.URL.RawQuery)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.proposeCtx(r.Context())
-	defer cancel()
-	res, err := s.cluster.Release(ctx, name, tok, "")
+	res, err := s.locks.Release(r.Context(), name, tok, reqID)
 	if err != nil {
+		return err
+	}
+	if err := refusal(res, reqID); err != nil {
 		return err
 	}
 	if res.Outcome != fsm.Released {
@@ -161,24 +168,24 @@ func (s *Server) releaseLock(w http.ResponseWriter, r *http.Request, _ httproute
 	return nil
 }
 
-func (s *Server) parseReleaseLock(raw string) (string, fsm.Token, error) {
-	q, err := parseQuery(raw, "lockname", "token")
+func (s *Server) parseReleaseLock(raw string) (string, fsm.Token, string, error) {
+	q, err := parseQuery(raw, "lockname", "token", "request_id")
 	if err != nil {
-		return "", fsm.Token{}, err
+		return "", fsm.Token{}, "", err
 	}
-	name := q.Get("lockname")
+	name, reqID := q.Get("lockname"), q.Get("request_id")
 	if err := s.cfg.checkName(name); err != nil {
-		return "", fsm.Token{}, err
+		return "", fsm.Token{}, "", err
 	}
 	text, ok := q["token"]
 	if !ok || text[0] == "" {
-		return "", fsm.Token{}, badRequest("token is missing")
+		return "", fsm.Token{}, "", badRequest("token is missing")
 	}
 	tok, err := fsm.ParseToken(text[0])
 	if err != nil {
-		return "", fsm.Token{}, badRequest("token must be the 32 hexadecimal characters /getlock returned")
+		return "", fsm.Token{}, "", badRequest("token must be the 32 hexadecimal characters /getlock returned")
 	}
-	return name, tok, nil
+	return name, tok, reqID, checkRequestID(reqID)
 }
 
 // remaining is the time left until deadline in seconds, never negative

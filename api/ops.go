@@ -27,7 +27,8 @@ type Ops interface {
 	// LeaderChanges returns recent leader changes and their total count.
 	LeaderChanges() (recent []cluster.LeaderChange, total uint64)
 	// TransferLeadership hands leadership to target, or to any
-	// up-to-date follower when target is "" (leader only).
+	// up-to-date follower when target is "" (leader only); a target
+	// that is not a member is cluster.ErrNotMember.
 	TransferLeadership(target string) error
 	// Backup writes a consistent, self-checking backup (leader only).
 	Backup(ctx context.Context, w io.Writer) (uint64, error)
@@ -74,9 +75,12 @@ func (s *Server) opsRoutes() []route {
 	if s.opsp.ops == nil {
 		return rs
 	}
+	// Both take the admin key, never the lock key: a backup holds every
+	// session token (whoever reads it can release any client's lock), and
+	// a transfer interrupts every client's writes.
 	return append(rs,
-		route{method: http.MethodPost, path: "/v1/cluster/leader", auth: authBearer, handle: s.transferLeader},
-		route{method: http.MethodGet, path: "/v1/snapshot", auth: authBearer, handle: s.snapshot},
+		route{method: http.MethodPost, path: "/v1/cluster/leader", auth: authAdmin, handle: s.transferLeader},
+		route{method: http.MethodGet, path: "/v1/snapshot", auth: authAdmin, handle: s.snapshot},
 	)
 }
 
@@ -224,6 +228,6 @@ func (s *Server) opsView() opsView {
 // waitersTotal and waitersFor are the operations code's only reads of the
 // waiting layer (metrics, the lock listing), kept here so that moving that
 // layer changes one place.
-func (s *Server) waitersTotal() int { return s.waits.size() }
+func (s *Server) waitersTotal() int { return s.locks.Size() }
 
-func (s *Server) waitersFor(name string) int { return s.waits.count(name) }
+func (s *Server) waitersFor(name string) int { return s.locks.Waiters(name) }

@@ -21,7 +21,7 @@ const (
 	authBearer                   // key required, bearer header only (v1)
 	authOptional                 // checked only when given (legacy release)
 	authNone                     // health checks
-	authAdmin                    // the admin key, bearer only (membership)
+	authAdmin                    // the admin key, bearer only (membership, transfer, backup)
 )
 
 // where says which node may answer a route.

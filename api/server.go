@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"sync"
@@ -10,7 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/julienschmidt/httprouter"
 
-	"github.com/doubledutch/doubledutch/cluster"
+	"github.com/doubledutch/doubledutch/cluster/locking"
 )
 
 // Server is the HTTP API of one node. It is an http.Handler; cmd mounts it
@@ -23,11 +22,10 @@ type Server struct {
 
 	router  *httprouter.Router
 	methods []string // every method some route uses, for 405 answers
-	waits   *waitSet
+	locks   *locking.Service
 	opsp    *opsParts // metrics, readiness and operations (ops.go)
 
-	closeOnce   sync.Once
-	unsubscribe func()
+	closeOnce sync.Once
 	// httpSrv is the server HTTPServer built, whose idle connections
 	// Listener sheds at its connection cap.
 	httpSrv atomic.Pointer[http.Server]
@@ -51,15 +49,13 @@ func New(cfg Config, c Cluster, log hclog.Logger) (*Server, error) {
 		log:     log,
 		selfID:  c.State().NodeID,
 		router:  httprouter.New(),
-		waits:   newWaitSet(cfg.MaxWaiters, cfg.MaxWaitersPerName),
 	}
+	s.locks = locking.New(c, locking.Config{MaxWaiters: cfg.MaxWaiters, MaxWaitersPerName: cfg.MaxWaitersPerName,
+		ProposeTimeout: cfg.ProposeTimeout, OnAbandoned: s.noteAbandoned}, log.Named("locking"))
 	s.opsp = newOps(s, c)
 	for _, rt := range s.routes() {
 		s.register(rt)
 	}
-	s.unsubscribe = c.Subscribe(s.onEvent)
-	// Read leadership after subscribing, so no change is missed between.
-	s.waits.setLeader(c.Leader().IsSelf)
 	return s, nil
 }
 
@@ -69,25 +65,9 @@ func New(cfg Config, c Cluster, log hclog.Logger) (*Server, error) {
 // wait get 503 too; others are still served.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
-		s.unsubscribe()
 		s.opsp.close()
-		s.waits.close(cluster.ErrShutdown)
+		s.locks.Close()
 	})
-}
-
-// onEvent follows the cluster. It runs on the node's goroutines and must
-// not block: the wait set only takes its own mutex and signals channels.
-func (s *Server) onEvent(ev cluster.Event) {
-	switch ev.Kind {
-	case cluster.EventFreed:
-		s.waits.freed(ev.Names)
-	case cluster.EventLeadership:
-		if ev.IsLeader {
-			s.waits.setLeader(true)
-		} else {
-			s.waits.lostLeadership()
-		}
-	}
 }
 
 // routes lists every endpoint; each resource contributes its own.
@@ -138,12 +118,4 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeError(w, r, shapeV1, newError(ErrNotFound, "no such endpoint"))
-}
-
-// proposeCtx is the context for one proposal. It is detached from the
-// client's request: a client that hangs up must not turn an in-flight
-// proposal into an unknown outcome (api releases an abandoned grant
-// instead), but it is bounded by ProposeTimeout.
-func (s *Server) proposeCtx(r context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(r), s.cfg.ProposeTimeout)
 }

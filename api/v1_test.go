@@ -136,13 +136,13 @@ func TestV1ListPages(t *testing.T) {
 
 func TestV1RequestIDMakesRetriesSafe(t *testing.T) {
 	h := newHarness(t)
-	first := wantOK(t, h.v1(http.MethodPost, "/v1/locks/db", `{"request_id":"req-1"}`))
-	again := wantOK(t, h.v1(http.MethodPost, "/v1/locks/db", `{"request_id":"req-1"}`))
+	first := wantOK(t, h.v1(http.MethodPost, "/v1/locks/db", `{"request_id":"req-1-0123456789ab"}`))
+	again := wantOK(t, h.v1(http.MethodPost, "/v1/locks/db", `{"request_id":"req-1-0123456789ab"}`))
 	if first["session_token"] != again["session_token"] || again["duplicate"] != true {
 		t.Fatalf("retry answered %v after %v", again, first)
 	}
 	rec := h.do(req{method: http.MethodPost, target: "/v1/locks/db", bearer: testKey,
-		header: map[string]string{headerRequestID: "req-1"}})
+		header: map[string]string{headerRequestID: "req-1-0123456789ab"}})
 	if m := wantOK(t, rec); m["session_token"] != first["session_token"] {
 		t.Fatalf("Idempotency-Key retry answered %v", m)
 	}
@@ -152,11 +152,11 @@ func TestV1RequestIDMakesRetriesSafe(t *testing.T) {
 
 	// Ids are scoped to the kind of request and the lock: the same id on
 	// another lock or for a release acts afresh.
-	other := wantOK(t, h.v1(http.MethodPost, "/v1/locks/other", `{"request_id":"req-1"}`))
+	other := wantOK(t, h.v1(http.MethodPost, "/v1/locks/other", `{"request_id":"req-1-0123456789ab"}`))
 	if other["session_token"] == first["session_token"] || other["duplicate"] == true {
 		t.Fatalf("an id on another lock was answered from memory: %v", other)
 	}
-	body := `{"token":"` + first["session_token"].(string) + `","request_id":"req-1"}`
+	body := `{"token":"` + first["session_token"].(string) + `","request_id":"req-1-0123456789ab"}`
 	wantOK(t, h.v1(http.MethodDelete, "/v1/locks/db", body))
 }
 
@@ -242,11 +242,14 @@ func TestClusterErrorsMapToStatuses(t *testing.T) {
 		{fmt.Errorf("%w: %w", cluster.ErrNotLeader, cluster.ErrUnknownOutcome), http.StatusGatewayTimeout, "unknown_outcome"},
 	} {
 		h := newHarness(t)
+		// The release's token holds the lock, so it is proposed (a
+		// release that cannot succeed is refused without proposing).
+		h.f.apply(fsm.Command{Kind: fsm.KindAcquire, Name: "held", Token: fsm.Token{15: 1}, Lifetime: 60_000})
 		h.f.setOnPropose(func(context.Context, fsm.Command) error { return c.err })
 		for _, r := range []*req{
 			{method: http.MethodPost, target: "/v1/locks/a", bearer: testKey},
 			{method: http.MethodGet, target: "/getlock?lockname=a", bearer: testKey},
-			{method: http.MethodDelete, target: "/releaselock?lockname=a&token=" + fmt.Sprintf("%032x", 1)},
+			{method: http.MethodDelete, target: "/releaselock?lockname=held&token=" + fmt.Sprintf("%032x", 1)},
 		} {
 			rec := h.do(*r)
 			m := wantError(t, rec, c.status, c.code)

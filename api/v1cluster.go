@@ -141,7 +141,7 @@ func (s *Server) clusterState(w http.ResponseWriter, r *http.Request, _ httprout
 		State:       st,
 		Leader:      leaderView{ID: li.ID, APIURL: li.APIURL, IsSelf: li.IsSelf},
 		LastContact: st.LastContact.Seconds(),
-		Waiters:     s.waits.size(),
+		Waiters:     s.locks.Size(),
 		opsView:     s.opsView(),
 	}
 	switch q.Get("digest") {

@@ -85,8 +85,11 @@ func (s *Server) acquireLock(w http.ResponseWriter, r *http.Request, ps httprout
 	if err != nil {
 		return err
 	}
-	res, err := s.acquire(r.Context(), p)
+	res, err := s.locks.Acquire(r.Context(), p)
 	if err != nil {
+		return err
+	}
+	if err := refusal(res, p.RequestID); err != nil {
 		return err
 	}
 	if res.Outcome != fsm.Granted {
@@ -108,6 +111,11 @@ func (s *Server) parseAcquire(w http.ResponseWriter, r *http.Request, ps httprou
 	p := acquireParams{Name: name, Owner: body.Owner, Lifetime: s.cfg.DefaultLifetime}
 	if p.RequestID, err = requestID(r, body.RequestID); err != nil {
 		return p, err
+	}
+	if sec, ok, err := queryWait(r, "wait"); err != nil {
+		return p, err
+	} else if ok {
+		body.Wait = &sec
 	}
 	if err := s.cfg.checkName(name); err != nil {
 		return p, err
@@ -157,20 +165,18 @@ func (s *Server) releaseLockV1(w http.ResponseWriter, r *http.Request, ps httpro
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.proposeCtx(r.Context())
-	defer cancel()
-	res, err := s.cluster.Release(ctx, name, tok, reqID)
+	res, err := s.locks.Release(r.Context(), name, tok, reqID)
 	if err != nil {
 		return err
 	}
-	switch res.Outcome {
-	case fsm.Released:
-		writeJSON(w, http.StatusOK, releasedResponse{Name: name, Released: true, FencingToken: res.Lock.Fence})
-		return nil
-	case fsm.NotHeld:
+	if err := refusal(res, reqID); err != nil {
+		return err
+	}
+	if res.Outcome != fsm.Released {
 		return newError(ErrNotHeld, "the name/token pair does not hold the lock (it may have expired)")
 	}
-	return badRequest("request id %q was already used for a different request", reqID)
+	writeJSON(w, http.StatusOK, releasedResponse{Name: name, Released: true, FencingToken: res.Lock.Fence})
+	return nil
 }
 
 // refreshLock serves POST /v1/locks/:name/refresh: 200 with the new
@@ -187,20 +193,18 @@ func (s *Server) refreshLock(w http.ResponseWriter, r *http.Request, ps httprout
 			return err
 		}
 	}
-	ctx, cancel := s.proposeCtx(r.Context())
-	defer cancel()
-	res, err := s.cluster.Refresh(ctx, name, tok, lifetime, reqID)
+	res, err := s.locks.Refresh(r.Context(), name, tok, lifetime, reqID)
 	if err != nil {
 		return err
 	}
-	switch res.Outcome {
-	case fsm.Refreshed:
-		writeJSON(w, http.StatusOK, viewOf(res.Lock, res.Now))
-		return nil
-	case fsm.NotHeld:
+	if err := refusal(res, reqID); err != nil {
+		return err
+	}
+	if res.Outcome != fsm.Refreshed {
 		return newError(ErrNotHeld, "the name/token pair does not hold the lock (it may have expired)")
 	}
-	return badRequest("request id %q was already used for a different request", reqID)
+	writeJSON(w, http.StatusOK, viewOf(res.Lock, res.Now))
+	return nil
 }
 
 // parseTokenRequest decodes body (which embeds tf) and validates the name,
@@ -233,13 +237,45 @@ func (s *Server) parseTokenRequest(w http.ResponseWriter, r *http.Request, ps ht
 }
 
 // requestID takes the client request id from the body or the
-// Idempotency-Key header, and validates it.
+// Idempotency-Key header, else from the query's request_id (which a
+// redirect across a leader change carries), and validates it.
 func requestID(r *http.Request, fromBody string) (string, error) {
 	id, err := eitherOf("request_id", fromBody, r.Header.Get(headerRequestID))
 	if err != nil {
 		return "", err
 	}
+	if id == "" {
+		if id, err = queryRequestID(r.URL.RawQuery); err != nil {
+			return "", err
+		}
+	}
 	return id, checkRequestID(id)
+}
+
+// queryRequestID reads the optional request_id of a query string.
+func queryRequestID(raw string) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	q, err := parseQuery(raw, "request_id")
+	if err != nil {
+		return "", err
+	}
+	return q.Get("request_id"), nil
+}
+
+// queryWait reads an optional wait from the query string (seconds); a
+// redirect across a leader change carries the wait that remains, and it
+// overrides the body's.
+func queryWait(r *http.Request, key string) (float64, bool, error) {
+	if r.URL.RawQuery == "" {
+		return 0, false, nil
+	}
+	q, err := parseQuery(r.URL.RawQuery, key)
+	if err != nil {
+		return 0, false, err
+	}
+	return optSeconds(q, key)
 }
 
 // eitherOf returns whichever of a body field and a header is given; both
@@ -295,6 +331,6 @@ func (s *Server) readLock(w http.ResponseWriter, r *http.Request, ps httprouter.
 	if !held {
 		return newError(ErrNotFound, "lock %q is not held", clip(name))
 	}
-	writeJSON(w, http.StatusOK, lockInfo{lockView: viewOf(lock, now), Waiters: s.waits.count(name), staleFields: stale})
+	writeJSON(w, http.StatusOK, lockInfo{lockView: viewOf(lock, now), Waiters: s.locks.Waiters(name), staleFields: stale})
 	return nil
 }

@@ -63,16 +63,22 @@ func checkText(what, s string, max int) error {
 	return nil
 }
 
-// checkRequestID accepts an optional id of printable ASCII without spaces
-// or '#': api derives "id#n" for the n-th retry inside one waiting request,
-// and a client id can then never collide with a derived one.
+// checkRequestID accepts an optional id of MinRequestIDLength to
+// MaxRequestIDLength printable ASCII characters without spaces. The
+// minimum length is there because a repeat of an id is answered with the
+// first answer, session token included: an id must be as hard to guess as
+// a secret (the Go client and the server draw 128 random bits).
 func checkRequestID(id string) error {
-	if len(id) > MaxRequestIDLength {
-		return badRequest("request id is %d bytes long; the maximum is %d", len(id), MaxRequestIDLength)
+	if id == "" {
+		return nil
+	}
+	if len(id) < MinRequestIDLength || len(id) > MaxRequestIDLength {
+		return badRequest("request id is %d bytes long; it must be %d to %d (an unguessable value, e.g. 32 random hex digits)",
+			len(id), MinRequestIDLength, MaxRequestIDLength)
 	}
 	for i := 0; i < len(id); i++ {
-		if b := id[i]; b <= ' ' || b > '~' || b == '#' {
-			return badRequest("request id may hold only printable ASCII without spaces or '#'")
+		if b := id[i]; b <= ' ' || b > '~' {
+			return badRequest("request id may hold only printable ASCII without spaces")
 		}
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,11 +19,11 @@ import (
 // waitFor starts a v1 acquire that may wait, and returns once it is queued.
 func (h *harness) waitFor(ctx context.Context, name, body string) <-chan *httptest.ResponseRecorder {
 	h.t.Helper()
-	before := h.s.waits.count(name)
+	before := h.s.locks.Waiters(name)
 	ch := async(func() *httptest.ResponseRecorder {
 		return h.do(req{method: http.MethodPost, target: "/v1/locks/" + name, body: body, bearer: testKey, ctx: ctx})
 	})
-	eventually(h.t, "the request to queue", func() bool { return h.s.waits.count(name) == before+1 })
+	eventually(h.t, "the request to queue", func() bool { return h.s.locks.Waiters(name) == before+1 })
 	return ch
 }
 
@@ -107,7 +108,7 @@ func TestDisconnectedHeadWaiterIsSkippedAtHandoff(t *testing.T) {
 	cancelA()
 	h.release("q", tok)
 	await(t, a)
-	eventually(t, "the queue to empty", func() bool { return h.s.waits.size() == 0 })
+	eventually(t, "the queue to empty", func() bool { return h.s.locks.Size() == 0 })
 	if _, held := h.f.m.Get("q"); held || slices.Contains(h.f.grantedOwners(), "A") {
 		t.Fatal("a lock was granted to a client that left")
 	}
@@ -161,7 +162,7 @@ func TestWaiterThatLosesARaceKeepsItsPlace(t *testing.T) {
 	w := h.waitFor(context.Background(), "q", `{"wait":20,"owner":"W"}`)
 	h.release("q", tok)
 	lock := <-intruder
-	eventually(t, "W to be queued again", func() bool { return h.s.waits.count("q") == 1 })
+	eventually(t, "W to be queued again", func() bool { return h.s.locks.Waiters("q") == 1 })
 	h.release("q", lock.Token.String())
 	if m := wantOK(t, await(t, w)); m["owner"] != "W" {
 		t.Fatalf("grant %v", m)
@@ -179,7 +180,7 @@ func TestWaiterTimesOutOnALongLock(t *testing.T) {
 	if m["error"].(map[string]any)["lock"].(map[string]any)["owner"] != "holder" {
 		t.Fatalf("busy %v", m)
 	}
-	if h.s.waits.size() != 0 {
+	if h.s.locks.Size() != 0 {
 		t.Fatal("waiter left behind")
 	}
 }
@@ -188,18 +189,20 @@ func TestLeadershipLossEndsWaiters(t *testing.T) {
 	h := newHarness(t)
 	h.acquire("q", "")
 	v1 := h.waitFor(context.Background(), "q", `{"wait":20}`)
-	before := h.s.waits.count("q")
+	before := h.s.locks.Waiters("q")
 	legacy := async(func() *httptest.ResponseRecorder {
 		return h.do(req{method: http.MethodGet, target: "/getlock?lockname=q&timeout=20", bearer: testKey})
 	})
-	eventually(t, "legacy waiter", func() bool { return h.s.waits.count("q") == before+1 })
+	eventually(t, "legacy waiter", func() bool { return h.s.locks.Waiters("q") == before+1 })
 	h.f.setLeader(otherLeader)
-	wantError(t, await(t, v1), http.StatusServiceUnavailable, "leader_changed")
-	rec := await(t, legacy)
-	if m := wantError(t, rec, http.StatusServiceUnavailable, "leader_changed"); m["lockacquired"] != false || rec.Header().Get("Retry-After") == "" {
-		t.Fatalf("legacy answer %v", m)
+	// A waiter whose leader stepped down is carried to the new leader
+	// (issue 10 item 2): nothing of it was applied here.
+	for _, rec := range []*httptest.ResponseRecorder{await(t, v1), await(t, legacy)} {
+		if rec.Code != http.StatusTemporaryRedirect || !strings.HasPrefix(rec.Header().Get("Location"), otherLeader.APIURL) {
+			t.Fatalf("waiter at a deposed leader answered %d %v", rec.Code, rec.Header())
+		}
 	}
-	if h.s.waits.size() != 0 {
+	if h.s.locks.Size() != 0 {
 		t.Fatal("waiters left behind")
 	}
 	// Leading again: waiting works again.
@@ -232,7 +235,7 @@ func TestWaitersAreBounded(t *testing.T) {
 	h.waitFor(ctx, "r", `{"wait":20}`)
 	wantError(t, h.v1(http.MethodPost, "/v1/locks/r", `{"wait":20}`), http.StatusTooManyRequests, "too_many_waiters")
 	cancel()
-	eventually(t, "waiters to leave", func() bool { return h.s.waits.size() == 0 })
+	eventually(t, "waiters to leave", func() bool { return h.s.locks.Size() == 0 })
 }
 
 // A retried waiting acquire (its first answer was lost) finds the grant
@@ -241,10 +244,10 @@ func TestWaitersAreBounded(t *testing.T) {
 func TestRetriedWaitingAcquireFindsItsGrant(t *testing.T) {
 	h := newHarness(t)
 	tok := h.acquire("q", "")
-	w := h.waitFor(context.Background(), "q", `{"wait":20,"request_id":"job-7"}`)
+	w := h.waitFor(context.Background(), "q", `{"wait":20,"request_id":"job-7-0123456789ab"}`)
 	h.release("q", tok)
 	first := wantOK(t, await(t, w))
-	again := wantOK(t, h.v1(http.MethodPost, "/v1/locks/q", `{"wait":20,"request_id":"job-7"}`))
+	again := wantOK(t, h.v1(http.MethodPost, "/v1/locks/q", `{"wait":20,"request_id":"job-7-0123456789ab"}`))
 	if again["session_token"] != first["session_token"] || again["duplicate"] != true {
 		t.Fatalf("retry answered %v, first %v", again, first)
 	}
@@ -257,18 +260,18 @@ func TestRetriedWaitingAcquireFindsItsGrant(t *testing.T) {
 func TestRetriedAcquireFindsItsGrantDespiteQueue(t *testing.T) {
 	h := newHarness(t)
 	tok := h.acquire("q", "")
-	a := h.waitFor(context.Background(), "q", `{"wait":20,"request_id":"job-8"}`)
+	a := h.waitFor(context.Background(), "q", `{"wait":20,"request_id":"job-8-0123456789ab"}`)
 	b := h.waitFor(context.Background(), "q", `{"wait":20,"owner":"B"}`)
 	h.release("q", tok)
 	first := wantOK(t, await(t, a))
 	for _, wait := range []string{"0", "20"} {
-		again := wantOK(t, h.v1(http.MethodPost, "/v1/locks/q", `{"wait":`+wait+`,"request_id":"job-8"}`))
+		again := wantOK(t, h.v1(http.MethodPost, "/v1/locks/q", `{"wait":`+wait+`,"request_id":"job-8-0123456789ab"}`))
 		if again["session_token"] != first["session_token"] {
 			t.Fatalf("retry answered %v, first %v", again, first)
 		}
 	}
 	// A fresh id queues behind B and does not overtake it.
-	c := h.waitFor(context.Background(), "q", `{"wait":20,"request_id":"job-9","owner":"C"}`)
+	c := h.waitFor(context.Background(), "q", `{"wait":20,"request_id":"job-9-0123456789ab","owner":"C"}`)
 	h.release("q", first["session_token"].(string))
 	mb := wantOK(t, await(t, b))
 	if mb["owner"] != "B" {

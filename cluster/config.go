@@ -64,6 +64,11 @@ type Config struct {
 	// behind the commit index refuses stale reads (ErrTooStale). Default
 	// 1000.
 	StaleReadMaxBehind uint64
+	// DiskLowBytes: free space in the data directory's file system below
+	// which the node warns in its log and reports disk_low. Default 64 MiB.
+	DiskLowBytes uint64
+	// DiskCheckInterval is how often free space is checked. Default 10 s.
+	DiskCheckInterval time.Duration
 	// NoSync turns off fsync of the Raft log. Only for benchmarks that
 	// measure the cost of fsync; never the default.
 	NoSync bool
@@ -91,6 +96,10 @@ func (c *Config) setDefaults() {
 	def(&c.SnapshotInterval, 2*time.Minute)
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 8192
+	}
+	def(&c.DiskCheckInterval, 10*time.Second)
+	if c.DiskLowBytes == 0 {
+		c.DiskLowBytes = 64 << 20
 	}
 	if c.StaleReadMaxBehind == 0 {
 		c.StaleReadMaxBehind = 1000

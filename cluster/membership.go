@@ -13,7 +13,9 @@ import (
 
 // Membership refusals; match them with errors.Is.
 var (
-	// ErrNotMember means the node id is not in the configuration.
+	// ErrNotMember means the node id is not in the configuration: a
+	// membership change or a leadership transfer named a node that is not
+	// a member.
 	ErrNotMember = errors.New("no such member")
 	// ErrQuorumAtRisk means that after the change fewer than a quorum of
 	// the voters would be reachable, so the cluster could commit nothing

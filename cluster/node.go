@@ -41,6 +41,10 @@ type Node struct {
 	store   *raftboltdb.BoltStore
 	clock   *leaseClock
 	ops     opsState // operations bookkeeping (ops.go)
+	// proposer packs commands into entries (group commit).
+	proposer proposer
+	// handoff is the waiting layer, asked for next holders while sealing.
+	handoff atomic.Pointer[Handoff]
 
 	// notify receives Raft's leadership changes; watchLeadership always
 	// drains it.
@@ -87,6 +91,7 @@ func Start(cfg Config) (*Node, error) {
 		raftStopped:   make(chan struct{}),
 		notify:        make(chan bool, 64),
 	}
+	n.proposer.n = n
 	n.fsm = fsm.New(fsm.Options{OnApply: n.onApply})
 	if err := n.open(); err != nil {
 		if n.raft != nil {
@@ -95,9 +100,10 @@ func Start(cfg Config) (*Node, error) {
 		n.closeStores()
 		return nil, err
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.watchLeadership()
 	n.watchRaft()
+	go n.watchDisk()
 	return n, nil
 }
 
@@ -125,7 +131,12 @@ func (n *Node) open() error {
 		return err
 	}
 	if st.guard != "" {
-		n.log.Warn("starting guarded: no votes or campaigns until caught up with a leader", "reason", st.guard)
+		// An empty directory is also every brand-new node: not alarming.
+		logf := n.log.Warn
+		if !st.existing {
+			logf = n.log.Info
+		}
+		logf("starting guarded: no votes or campaigns until caught up with a leader", "reason", st.guard)
 		if err := n.writeGuardFile(st.guard); err != nil {
 			return err
 		}

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -15,9 +14,6 @@ import (
 // Operator-facing views of the node: followers' progress as the leader
 // sees it, leadership transfer on request, recent leader changes, and a
 // hook that observes every applied command (for metrics).
-
-// ErrUnknownServer means a named node is not in the Raft configuration.
-var ErrUnknownServer = errors.New("no such node in the cluster configuration")
 
 // maxLeaderChanges is how many leader changes LeaderChanges remembers.
 const maxLeaderChanges = 20
@@ -215,7 +211,8 @@ func (n *Node) Peers() []PeerProgress {
 // TransferLeadership hands leadership to target, or to the most
 // up-to-date follower when target is "". Only the leader can; it returns
 // once Raft has finished the transfer (or failed it) and this node has
-// heard from the new leader, or two election timeouts have passed.
+// heard from the new leader, or two election timeouts have passed. A
+// target that is not a member is ErrNotMember.
 func (n *Node) TransferLeadership(target string) error {
 	if !n.IsLeader() {
 		return ErrNotLeader
@@ -241,7 +238,7 @@ func (n *Node) transfer(target string) error {
 	} else {
 		addr, ok := n.serverAddress(target)
 		if !ok {
-			return fmt.Errorf("%w: %q", ErrUnknownServer, target)
+			return fmt.Errorf("%w: %q", ErrNotMember, target)
 		}
 		if target == n.cfg.NodeID {
 			return nil // already leading: nothing to move

@@ -110,8 +110,8 @@ func TestTransferLeadershipToNamedNode(t *testing.T) {
 	if err := target.TransferLeadership(""); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("transfer on a follower: %v, want ErrNotLeader", err)
 	}
-	if err := lead.TransferLeadership("nobody"); !errors.Is(err, ErrUnknownServer) {
-		t.Fatalf("transfer to an unknown node: %v, want ErrUnknownServer", err)
+	if err := lead.TransferLeadership("nobody"); !errors.Is(err, ErrNotMember) {
+		t.Fatalf("transfer to an unknown node: %v, want ErrNotMember", err)
 	}
 	if err := lead.TransferLeadership(target.ID()); err != nil {
 		t.Fatalf("transfer to %s: %v", target.ID(), err)

@@ -15,39 +15,46 @@ import (
 // Acquire proposes taking a lock. The leader draws the session token here,
 // before proposing, so every replica applies the same one.
 func (n *Node) Acquire(ctx context.Context, req AcquireRequest) (fsm.Result, error) {
-	if err := ctx.Err(); err != nil {
-		return fsm.Result{}, fmt.Errorf("%w: %w", ErrNotApplied, err)
+	c, err := acquireCommand(req)
+	if err != nil {
+		return fsm.Result{}, err
 	}
+	return n.proposeCtx(ctx, c)
+}
+
+// acquireCommand draws a fresh session token for req.
+func acquireCommand(req AcquireRequest) (fsm.Command, error) {
 	var tok fsm.Token
 	if _, err := rand.Read(tok[:]); err != nil {
-		return fsm.Result{}, fmt.Errorf("%w: drawing a token: %w", ErrNotApplied, err)
+		return fsm.Command{}, fmt.Errorf("%w: drawing a token: %w", ErrNotApplied, err)
 	}
-	return n.propose(fsm.Command{
+	return fsm.Command{
 		Kind:      fsm.KindAcquire,
 		Name:      req.Name,
 		Token:     tok,
 		Lifetime:  millis(req.Lifetime),
 		Owner:     req.Owner,
 		RequestID: req.RequestID,
-	})
+	}, nil
 }
 
 // Release proposes giving a lock back.
 func (n *Node) Release(ctx context.Context, name string, token fsm.Token, requestID string) (fsm.Result, error) {
-	if err := ctx.Err(); err != nil {
-		return fsm.Result{}, fmt.Errorf("%w: %w", ErrNotApplied, err)
-	}
-	return n.propose(fsm.Command{Kind: fsm.KindRelease, Name: name, Token: token, RequestID: requestID})
+	return n.proposeCtx(ctx, fsm.Command{Kind: fsm.KindRelease, Name: name, Token: token, RequestID: requestID})
 }
 
 // Refresh proposes moving a held lock's deadline to now plus lifetime.
 func (n *Node) Refresh(ctx context.Context, name string, token fsm.Token, lifetime time.Duration, requestID string) (fsm.Result, error) {
-	if err := ctx.Err(); err != nil {
-		return fsm.Result{}, fmt.Errorf("%w: %w", ErrNotApplied, err)
-	}
-	return n.propose(fsm.Command{
+	return n.proposeCtx(ctx, fsm.Command{
 		Kind: fsm.KindRefresh, Name: name, Token: token, Lifetime: millis(lifetime), RequestID: requestID,
 	})
+}
+
+// Recall answers, from this node's applied state, what a repeat of a
+// command of kind on name under requestID would be told, if that id
+// already acted. It proposes nothing.
+func (n *Node) Recall(kind fsm.Kind, name, requestID string) (fsm.Result, bool) {
+	return n.fsm.Recall(fsm.Command{Kind: kind, Name: name, RequestID: requestID})
 }
 
 // millis rounds up, so a lifetime is never shortened by truncation.
@@ -55,12 +62,23 @@ func millis(d time.Duration) int64 {
 	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }
 
-// propose stamps a command with the leader's clock, replicates it and
-// waits for its result. The error says whether the command was certainly
-// not applied (ErrNotLeader, ErrNotApplied, ErrShutdown) or may have been
-// (ErrUnknownOutcome). A context cannot abandon a proposal once it is in
-// the log: callers that stop caring must undo a grant themselves.
+// propose is proposeCtx without a deadline, for the leader's own ticks and
+// announcements.
 func (n *Node) propose(c fsm.Command) (fsm.Result, error) {
+	return n.proposeCtx(context.Background(), c)
+}
+
+// proposeCtx hands a command to the group-commit proposer and waits for
+// its result. The error says whether the command was certainly not
+// applied (ErrNotLeader, ErrNotApplied, ErrShutdown) or may have been
+// (ErrUnknownOutcome). ctx bounds the wait (issue 10 item 5): a command
+// still queued when ctx ends is withdrawn (ErrNotApplied); one already
+// handed to Raft cannot be, so its outcome is unknown, and a retry with
+// the same request id finds out what happened.
+func (n *Node) proposeCtx(ctx context.Context, c fsm.Command) (fsm.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return fsm.Result{}, fmt.Errorf("%w: %w", ErrNotApplied, err)
+	}
 	select {
 	case <-n.closing:
 		return fsm.Result{}, ErrShutdown
@@ -72,20 +90,17 @@ func (n *Node) propose(c fsm.Command) (fsm.Result, error) {
 		}
 		return fsm.Result{}, ErrNotLeader
 	}
-	stamp, err := n.clock.now()
-	if err != nil {
-		return fsm.Result{}, err
+	p := &proposal{cmd: c, done: make(chan struct{})}
+	n.proposer.submit(p)
+	select {
+	case <-p.done:
+		return p.res, p.err
+	case <-ctx.Done():
+		if n.proposer.withdraw(p) {
+			return fsm.Result{}, fmt.Errorf("%w: %w", ErrNotApplied, ctx.Err())
+		}
+		return fsm.Result{}, fmt.Errorf("%w: %w", ErrUnknownOutcome, ctx.Err())
 	}
-	c.Stamp = stamp
-	f := n.raft.Apply(c.Encode(), n.cfg.ApplyTimeout)
-	if err := f.Error(); err != nil {
-		return fsm.Result{}, classify(err)
-	}
-	r, ok := f.Response().(fsm.Result)
-	if !ok {
-		return fsm.Result{}, fmt.Errorf("%w: unexpected FSM response %T", ErrUnknownOutcome, f.Response())
-	}
-	return r, nil
 }
 
 // classify sorts Raft's errors into the three outcomes of docs/design.md,

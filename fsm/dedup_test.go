@@ -25,22 +25,19 @@ func TestDuplicateAcquireGetsFirstAnswer(t *testing.T) {
 	}
 }
 
-// A Busy answer is remembered too: the retry must not grab a lock that
-// became free after the first attempt was refused.
-func TestDuplicateBusyIsNotRetried(t *testing.T) {
+// A refusal changed nothing, so it is not remembered: a repeat of a
+// refused acquire is evaluated afresh, and may be granted.
+func TestBusyIsNotRemembered(t *testing.T) {
 	r := newRig(t)
 	r.do(acq(1000, "a", 1, 5000))
 	busy := r.do(withID(acq(1100, "a", 2, 5000), "req-b"))
 	r.do(rel(1200, "a", 1))
 	again := r.do(withID(acq(1300, "a", 3, 5000), "req-b"))
-	if busy.Outcome != Busy || again.Outcome != Busy || !again.Duplicate || again.Index != 2 {
+	if busy.Outcome != Busy || again.Outcome != Granted || again.Duplicate {
 		t.Fatalf("busy %+v, repeat %+v", busy, again)
 	}
-	if !again.Lock.Token.IsZero() {
-		t.Error("a duplicate Busy reveals the holder's token")
-	}
-	if r.m.Len() != 0 {
-		t.Error("the repeated request acquired the lock")
+	if r.m.dedup.len() != 1 {
+		t.Errorf("dedup holds %d ids, want the grant only", r.m.dedup.len())
 	}
 }
 
@@ -68,9 +65,10 @@ func TestDuplicateReleaseAndRefresh(t *testing.T) {
 // A duplicate still expires due locks and reports them.
 func TestDuplicateReportsExpiries(t *testing.T) {
 	r := newRig(t)
-	r.do(withID(rel(1000, "none", 1), "req-1"))
+	r.do(acq(1000, "n", 1, 1<<40))
+	r.do(withID(rel(1000, "n", 1), "req-1"))
 	r.do(acq(1000, "a", 1, 100))
-	got := r.do(withID(rel(2000, "none", 1), "req-1"))
+	got := r.do(withID(rel(2000, "n", 1), "req-1"))
 	if !got.Duplicate || len(got.Freed) != 1 || got.Freed[0] != "a" {
 		t.Errorf("duplicate = %+v, want it to report a's expiry", got)
 	}
@@ -97,6 +95,7 @@ func TestDedupForgottenAfterTTL(t *testing.T) {
 // a stalled leader's far-future stamp cannot make a retry act twice.
 func TestDedupTTLUsesLeaseClock(t *testing.T) {
 	r := newRig(t)
+	r.do(acq(1000, "a", 1, 1<<40))
 	r.do(withID(rel(1000, "a", 1), "req-1"))
 	r.do(tick(1000 + 2*DedupTTL))
 	if got := r.do(withID(rel(1000+2*DedupTTL, "a", 1), "req-1")); !got.Duplicate {
@@ -104,37 +103,38 @@ func TestDedupTTLUsesLeaseClock(t *testing.T) {
 	}
 }
 
-func TestDedupBoundEvictsOldest(t *testing.T) {
-	m := New(Options{})
+// Regression (issue 8 item 7): the table used to evict its oldest id at
+// MaxDedup, live or not, so a flood of fresh ids made a retried acquire
+// act twice. Now a full table refuses new ids and keeps every live one.
+func TestDedupFullRefusesNewIDsAndKeepsLiveOnes(t *testing.T) {
+	r := newRig(t)
+	r.m.dedup.limit = 50
+	r.do(acq(1000, "x", 1, 1<<40))
 	id := func(i int) string { return fmt.Sprintf("id-%06d", i) }
-	// ApplyCommand keeps 100k commands fast under -race; the log form is
-	// covered elsewhere.
-	var idx uint64
-	apply := func(c Command) Result { idx++; return m.ApplyCommand(idx, c) }
-	for i := 0; i <= MaxDedup; i++ {
-		apply(withID(rel(1000, "x", 1), id(i)))
+	for i := 0; i < 50; i++ {
+		if got := r.do(withID(ref(1000, "x", 1, 1<<40), id(i))); got.Outcome != Refreshed {
+			t.Fatalf("refresh %d = %+v", i, got)
+		}
 	}
-	if m.dedup.len() != MaxDedup {
-		t.Fatalf("dedup holds %d ids, want %d", m.dedup.len(), MaxDedup)
+	got := r.do(withID(acq(1001, "y", 2, 5000), "fresh"))
+	if got.Outcome != TooManyIDs || r.m.Len() != 1 {
+		t.Fatalf("new id on a full table = %+v (%d locks), want TooManyIDs and no grant", got, r.m.Len())
 	}
-	if got := apply(withID(rel(1000, "x", 1), id(1))); !got.Duplicate || got.Index != 2 {
-		t.Errorf("second-oldest id forgotten: %+v", got)
+	if got := r.do(withID(ref(1002, "x", 1, 1<<40), id(0))); !got.Duplicate || got.Outcome != Refreshed {
+		t.Errorf("oldest live id forgotten: %+v", got)
 	}
-	if got := apply(withID(rel(1000, "x", 1), id(0))); got.Duplicate {
-		t.Errorf("oldest id still remembered past MaxDedup: %+v", got)
+	if got := r.do(acq(1003, "y", 2, 5000)); got.Outcome != Granted {
+		t.Errorf("a command without an id is still served: %+v", got)
 	}
-	// Re-remembering id 0 evicted id 1, now the oldest.
-	if got := apply(withID(rel(1000, "x", 1), id(1))); got.Duplicate {
-		t.Errorf("id 1 should have been evicted by the new entry: %+v", got)
-	}
-	if got := apply(withID(rel(1000, "x", 1), id(MaxDedup))); !got.Duplicate {
-		t.Errorf("newest id forgotten: %+v", got)
+	r.advanceTo(1000 + DedupTTL)
+	if got := r.do(withID(acq(1000+DedupTTL, "z", 3, 5000), "fresh")); got.Outcome != Granted {
+		t.Errorf("after the TTL new ids are accepted again: %+v", got)
 	}
 }
 
 // A retried acquire whose grant has ended (released, expired, or undone
 // because its first client went away) must not be told it holds the lock:
-// it is answered Busy, and a grant that is still alive is answered as it
+// it is answered Ended (issue 8 item 11: a repeat never acts twice), and a grant that is still alive is answered as it
 // is now (after refreshes).
 func TestDuplicateGrantIsAnsweredFromTheCurrentLock(t *testing.T) {
 	r := newRig(t)
@@ -145,17 +145,42 @@ func TestDuplicateGrantIsAnsweredFromTheCurrentLock(t *testing.T) {
 	}
 	r.do(rel(2200, "a", 1))
 	got := r.do(withID(acq(2300, "a", 9, 5000), "req-g"))
-	if got.Outcome != Busy || !got.Duplicate || r.m.Len() != 0 {
-		t.Fatalf("repeat of a released grant = %+v (%d locks), want Busy and no grant", got, r.m.Len())
+	if got.Outcome != Ended || !got.Duplicate || r.m.Len() != 0 || got.Lock.Fence != first.Lock.Fence {
+		t.Fatalf("repeat of a released grant = %+v (%d locks), want Ended with the first fence and no grant", got, r.m.Len())
 	}
 	r.do(acq(2400, "a", 2, 5000))
 	got = r.do(withID(acq(2500, "a", 9, 5000), "req-g"))
-	if got.Outcome != Busy || got.Lock.Fence == first.Lock.Fence || !got.Lock.Token.IsZero() {
-		t.Fatalf("repeat after someone else took the lock = %+v, want Busy naming the new holder without its token", got)
+	if got.Outcome != Ended || got.Lock.Fence != first.Lock.Fence || !got.Lock.Token.IsZero() {
+		t.Fatalf("repeat after someone else took the lock = %+v, want Ended without any token", got)
 	}
 	r.do(withID(ref(2600, "a", 2, 5000), "req-f"))
 	r.do(rel(2700, "a", 2))
 	if got := r.do(withID(ref(2800, "a", 2, 5000), "req-f")); got.Outcome != NotHeld || !got.Duplicate {
 		t.Fatalf("repeat of a refresh whose lock was released = %+v, want NotHeld", got)
+	}
+}
+
+// Issue 8 item 9: nothing capped the number of held locks. Past the cap an
+// acquire of a free lock is refused, deterministically, and changes
+// nothing; held locks are still refreshed and released, and a freed slot
+// can be taken again.
+func TestLockCountCap(t *testing.T) {
+	r := newRig(t)
+	r.m.lockLimit = 3
+	for i, name := range []string{"a", "b", "c"} {
+		if got := r.do(acq(1000, name, byte(i+1), 1<<40)); got.Outcome != Granted {
+			t.Fatalf("grant %s = %+v", name, got)
+		}
+	}
+	got := r.do(withID(acq(1000, "d", 4, 1<<40), "rid-d"))
+	if got.Outcome != TooManyLocks || r.m.Len() != 3 || r.m.dedup.len() != 0 {
+		t.Fatalf("acquire past the cap = %+v, %d locks, %d ids", got, r.m.Len(), r.m.dedup.len())
+	}
+	if got := r.do(acq(1000, "a", 9, 10)); got.Outcome != Busy {
+		t.Errorf("a held lock past the cap answers %v, want busy", got.Outcome)
+	}
+	r.do(rel(1000, "a", 1))
+	if got := r.do(withID(acq(1000, "d", 4, 1<<40), "rid-d")); got.Outcome != Granted {
+		t.Errorf("a freed slot is taken again: %+v", got)
 	}
 }

@@ -28,11 +28,20 @@ const (
 	// a lock early with one far-future stamp; the leader also proposes a
 	// tick at least every MaxClockStep/2, so an idle cluster never lags.
 	MaxClockStep = 10_000
-	// DedupTTL is how long a request id is remembered, on the lease clock.
-	DedupTTL = 10 * 60 * 1000
-	// MaxDedup bounds the number of remembered request ids; the oldest is
-	// forgotten first.
-	MaxDedup = 100_000
+	// DedupTTL is how long a request id is remembered, on the lease clock:
+	// a repeat within it never acts twice.
+	DedupTTL = 60 * 1000
+	// DedupRate is the sustained rate of commands with request ids (per
+	// second) the dedup table is sized for over DedupTTL.
+	DedupRate = 16_000
+	// MaxDedup bounds the live request ids: DedupRate over DedupTTL. When
+	// full, a command with a new id is refused (TooManyIDs); a live id is
+	// never forgotten before DedupTTL.
+	MaxDedup = DedupRate * DedupTTL / 1000
+	// MaxLocks bounds the number of held locks; an acquire of a free lock
+	// past it is refused (TooManyLocks). It bounds the memory of the lock
+	// table, of snapshots and of a full listing.
+	MaxLocks = 250_000
 	// btreeDegree suits a few million small items.
 	btreeDegree = 32
 )
@@ -56,6 +65,8 @@ type Machine struct {
 	byDeadline *btree.BTreeG[*Lock]
 	leaseNow   int64
 	applied    uint64
+	lastFence  uint64            // the fence of the latest grant
+	lockLimit  int               // MaxLocks; tests lower it
 	nodes      map[string]string // node id -> advertised API URL
 	dedup      dedupTable
 }
@@ -78,6 +89,7 @@ func lessByDeadline(a, b *Lock) bool {
 func New(opts Options) *Machine {
 	return &Machine{
 		opts:       opts,
+		lockLimit:  MaxLocks,
 		byName:     btree.NewG(btreeDegree, lessByName),
 		byDeadline: btree.NewG(btreeDegree, lessByDeadline),
 		nodes:      map[string]string{},
@@ -93,29 +105,46 @@ func (m *Machine) Apply(l *raft.Log) interface{} {
 
 // ApplyBatch applies several committed entries under one lock acquisition.
 func (m *Machine) ApplyBatch(logs []*raft.Log) []interface{} {
-	out := make([]interface{}, len(logs))
-	results := make([]Result, 0, len(logs))
-	m.mu.Lock()
+	// Decode first, outside the state lock: readers wait only for Apply.
+	entries := make([][]Command, len(logs))
+	packed := make([]bool, len(logs))
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			// Raft only hands commands to the FSM; anything else is a
 			// no-op that still occupies its index.
-			out[i] = nil
 			continue
 		}
-		c, err := Decode(l.Data)
-		if err != nil {
-			m.mu.Unlock()
+		var err error
+		if entries[i], packed[i], err = DecodeEntry(l.Data); err != nil {
 			panic(fmt.Sprintf("fsm: log index %d: %v", l.Index, err))
 		}
-		r := m.apply(l.Index, c)
-		out[i] = r
-		results = append(results, r)
+	}
+	out := make([]interface{}, len(logs))
+	m.mu.Lock()
+	for i, cmds := range entries {
+		switch {
+		case cmds == nil:
+		case !packed[i]:
+			out[i] = m.apply(logs[i].Index, cmds[0])
+		default:
+			rs := make(Results, len(cmds))
+			for j, c := range cmds {
+				rs[j] = m.apply(logs[i].Index, c)
+			}
+			out[i] = rs
+		}
 	}
 	m.mu.Unlock()
 	if m.opts.OnApply != nil {
-		for _, r := range results {
-			m.opts.OnApply(r)
+		for _, o := range out {
+			switch r := o.(type) {
+			case Result:
+				m.opts.OnApply(r)
+			case Results:
+				for _, one := range r {
+					m.opts.OnApply(one)
+				}
+			}
 		}
 	}
 	return out
@@ -140,15 +169,29 @@ func (m *Machine) apply(index uint64, c Command) Result {
 	m.dedup.expire(m.leaseNow)
 
 	key := dedupKey(c)
-	if key != "" {
-		if first, ok := m.dedup.get(key); ok {
-			r := m.replay(first)
-			r.Duplicate = true
-			r.Now = m.leaseNow
-			r.Freed = freed
-			return r
+	var r Result
+	switch first, seen := m.dedup.get(key); {
+	case seen:
+		r = m.replay(c, first)
+		r.Duplicate = true
+	case key != "" && m.dedup.full():
+		r = Result{Outcome: TooManyIDs, Index: index}
+	default:
+		r = m.act(index, c)
+		if key != "" && acted(r.Outcome) {
+			m.dedup.put(&dedupEntry{key: key, expires: m.leaseNow + DedupTTL,
+				outcome: r.Outcome, index: index, fence: r.Lock.Fence})
 		}
 	}
+	r.Now = m.leaseNow
+	if len(freed) > 0 {
+		r.Freed = append(freed, r.Freed...)
+	}
+	return r
+}
+
+// act applies a command that is not a repeat.
+func (m *Machine) act(index uint64, c Command) Result {
 	var r Result
 	switch c.Kind {
 	case KindAcquire:
@@ -164,51 +207,7 @@ func (m *Machine) apply(index uint64, c Command) Result {
 		r = Result{Outcome: Announced}
 	}
 	r.Index = index
-	r.Now = m.leaseNow
-	if key != "" {
-		m.dedup.put(key, m.leaseNow+DedupTTL, r)
-	}
-	if len(freed) > 0 {
-		r.Freed = append(freed, r.Freed...)
-	}
 	return r
-}
-
-// replay answers a repeated request id. A refusal or a release is
-// answered as it was the first time. A grant or refresh is answered with
-// the lock as it is now, because the grant may have ended since (released,
-// expired, or undone because its first client went away): telling a retry
-// "you hold it" then would hand one lock to two clients. An ended grant is
-// answered as a refused acquire (Busy) or a refused refresh (NotHeld); a
-// retry that wants the lock again must ask under a new request id.
-func (m *Machine) replay(first Result) Result {
-	if first.Outcome != Granted && first.Outcome != Refreshed {
-		return first
-	}
-	cur, held := m.byName.Get(&Lock{Name: first.Lock.Name})
-	if held && cur.Token.Equal(first.Lock.Token) {
-		first.Lock = *cur
-		return first
-	}
-	if first.Outcome == Refreshed {
-		return Result{Outcome: NotHeld, Index: first.Index}
-	}
-	r := Result{Outcome: Busy, Index: first.Index}
-	if held {
-		r.Lock = *cur
-		r.Lock.Token = Token{}
-	}
-	return r
-}
-
-// dedupKey scopes a request id to the command kind and lock name, so an id
-// reused for another operation or another lock is never answered with a
-// first answer that was not its own (which could reveal a session token).
-func dedupKey(c Command) string {
-	if c.RequestID == "" {
-		return ""
-	}
-	return string(rune('0'+c.Kind)) + c.Name + "\x00" + c.RequestID
 }
 
 // advanceClock moves leaseNow to the stamp, never backwards and never more
@@ -249,11 +248,19 @@ func (m *Machine) acquire(index uint64, c Command) Result {
 		holder.Token = Token{}
 		return Result{Outcome: Busy, Lock: holder}
 	}
+	if m.byName.Len() >= m.lockLimit {
+		return Result{Outcome: TooManyLocks}
+	}
+	// The fence is the index unless an earlier command of this packed
+	// entry (or a packed entry before) already used it: tokens stay
+	// strictly increasing in grant order, and equal to the index for
+	// one grant per entry, as before packing.
+	m.lastFence = max(m.lastFence+1, index)
 	l := &Lock{
 		Name:      c.Name,
 		Token:     c.Token,
 		Owner:     c.Owner,
-		Fence:     index,
+		Fence:     m.lastFence,
 		GrantedAt: c.Stamp,
 		Lifetime:  c.Lifetime,
 		Deadline:  addSaturating(c.Stamp, c.Lifetime),
@@ -364,6 +371,28 @@ func (m *Machine) NextDeadline() (int64, bool) {
 	return l.Deadline, true
 }
 
+// DueBy lists, earliest deadline first, up to limit held locks that a
+// command stamped stamp would expire (the clock moves at most
+// MaxClockStep per command). The proposer hands these to waiters in the
+// same entry that expires them.
+func (m *Machine) DueBy(stamp int64, limit int) []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	clock := m.leaseNow
+	if stamp > clock {
+		clock = min(stamp, clock+MaxClockStep)
+	}
+	var out []string
+	m.byDeadline.Ascend(func(l *Lock) bool {
+		if l.Deadline > clock || len(out) >= limit {
+			return false
+		}
+		out = append(out, l.Name)
+		return true
+	})
+	return out
+}
+
 // APIURL is the API URL the node announced, or "".
 func (m *Machine) APIURL(nodeID string) string {
 	m.mu.RLock()
@@ -410,7 +439,7 @@ func (m *Machine) Restore(rc io.ReadCloser) error {
 	}
 	m.mu.Lock()
 	m.byName, m.byDeadline = st.byName, st.byDeadline
-	m.leaseNow, m.applied = st.leaseNow, st.applied
+	m.leaseNow, m.applied, m.lastFence = st.leaseNow, st.applied, st.lastFence
 	m.nodes, m.dedup = st.nodes, st.dedup
 	m.mu.Unlock()
 	return nil

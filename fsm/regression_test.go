@@ -40,7 +40,7 @@ func TestStaleRefreshMustNotShortenPromisedDeadline(t *testing.T) {
 // delete whatever lock held that name. Fixed: readState keeps
 // the previous name and fails with ErrBadSnapshot unless l.Name > prev.
 func TestRestoreRejectsRepeatedLockName(t *testing.T) {
-	b := []byte(snapshotMagic)
+	b := []byte(snapshotMagicV1)
 	b = binary.AppendUvarint(b, 5)   // applied
 	b = binary.AppendVarint(b, 1000) // leaseNow
 	b = binary.AppendUvarint(b, 0)   // nodes

@@ -13,8 +13,12 @@ import (
 )
 
 // snapshotMagic starts every snapshot; the trailing digit is the format
-// version.
-const snapshotMagic = "DDSNAP1\n"
+// version. Version 2 adds the last fence and stores dedup entries in their
+// compact form; version 1 snapshots are still read.
+const (
+	snapshotMagic   = "DDSNAP2\n"
+	snapshotMagicV1 = "DDSNAP1\n"
+)
 
 // ErrBadSnapshot marks a snapshot this version cannot read.
 var ErrBadSnapshot = errors.New("fsm: unreadable snapshot")
@@ -23,27 +27,33 @@ var ErrBadSnapshot = errors.New("fsm: unreadable snapshot")
 // copy-on-write clone and dedup entries are immutable, so building one is
 // cheap and Persist can run while Apply goes on.
 type frozen struct {
-	byName   *btree.BTreeG[*Lock]
-	leaseNow int64
-	applied  uint64
-	nodes    []NodeURL
-	dedup    []*dedupEntry
+	byName    *btree.BTreeG[*Lock]
+	leaseNow  int64
+	applied   uint64
+	lastFence uint64
+	nodes     []NodeURL
+	dedup     []*dedupEntry
 }
 
 func (m *Machine) freeze() *frozen {
 	return &frozen{
-		byName:   m.byName.Clone(),
-		leaseNow: m.leaseNow,
-		applied:  m.applied,
-		nodes:    sortedNodes(m.nodes),
-		dedup:    m.dedup.live(),
+		byName:    m.byName.Clone(),
+		leaseNow:  m.leaseNow,
+		applied:   m.applied,
+		lastFence: m.lastFence,
+		nodes:     sortedNodes(m.nodes),
+		dedup:     m.dedup.live(),
 	}
 }
 
 // Persist writes the snapshot: the same state always gives the same bytes.
 func (f *frozen) Persist(sink raft.SnapshotSink) error {
 	if err := f.writeTo(sink); err != nil {
-		_ = sink.Cancel()
+		// A failed Cancel (a full disk cannot flush) may leave a partial
+		// snapshot behind: report it with the cause, so Raft logs both.
+		if cerr := sink.Cancel(); cerr != nil {
+			return errors.Join(err, fmt.Errorf("fsm: cancel the failed snapshot: %w", cerr))
+		}
 		return err
 	}
 	return sink.Close()
@@ -58,6 +68,7 @@ func (f *frozen) writeTo(w io.Writer) error {
 	buf = append(buf, snapshotMagic...)
 	buf = binary.AppendUvarint(buf, f.applied)
 	buf = binary.AppendVarint(buf, f.leaseNow)
+	buf = binary.AppendUvarint(buf, f.lastFence)
 	buf = binary.AppendUvarint(buf, uint64(len(f.nodes)))
 	for _, n := range f.nodes {
 		buf = appendString(buf, n.ID)
@@ -78,9 +89,17 @@ func (f *frozen) writeTo(w io.Writer) error {
 	}
 	buf = binary.AppendUvarint(buf, uint64(len(f.dedup)))
 	for _, e := range f.dedup {
-		buf = appendString(buf, e.id)
+		buf = appendString(buf, e.key)
 		buf = binary.AppendVarint(buf, e.expires)
-		buf = appendResult(buf, e.result)
+		buf = append(buf, byte(e.outcome))
+		buf = binary.AppendUvarint(buf, e.index)
+		buf = binary.AppendUvarint(buf, e.fence)
+		if len(buf) > 32<<10 {
+			if _, err := bw.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
 	}
 	if _, err := bw.Write(buf); err != nil {
 		return err
@@ -110,22 +129,24 @@ func (r *reader) lock() *Lock {
 	}
 }
 
-func appendResult(b []byte, res Result) []byte {
-	b = append(b, byte(res.Outcome))
-	b = binary.AppendUvarint(b, res.Index)
-	b = binary.AppendVarint(b, res.Now)
-	return appendLock(b, &res.Lock)
-}
-
-func (r *reader) result() Result {
-	return Result{Outcome: Outcome(r.byte()), Index: r.uvarint(), Now: r.varint(), Lock: *r.lock()}
+// dedupEntry reads one remembered id; version 1 stored the whole first
+// Result, of which only the outcome, index and fence are kept.
+func (r *reader) dedupEntry(v1 bool) *dedupEntry {
+	e := &dedupEntry{key: r.string(), expires: r.varint(), outcome: Outcome(r.byte()), index: r.uvarint()}
+	if v1 {
+		_ = r.varint() // Now
+		e.fence = r.lock().Fence
+	} else {
+		e.fence = r.uvarint()
+	}
+	return e
 }
 
 // state is a decoded snapshot, ready to replace a Machine's state.
 type state struct {
 	byName, byDeadline *btree.BTreeG[*Lock]
 	leaseNow           int64
-	applied            uint64
+	applied, lastFence uint64
 	nodes              map[string]string
 	dedup              dedupTable
 }
@@ -135,7 +156,11 @@ func readState(rd io.Reader) (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 	}
-	if len(data) < len(snapshotMagic) || string(data[:len(snapshotMagic)]) != snapshotMagic {
+	if len(data) < len(snapshotMagic) {
+		return nil, fmt.Errorf("%w: bad header", ErrBadSnapshot)
+	}
+	v1 := string(data[:len(snapshotMagicV1)]) == snapshotMagicV1
+	if !v1 && string(data[:len(snapshotMagic)]) != snapshotMagic {
 		return nil, fmt.Errorf("%w: bad header", ErrBadSnapshot)
 	}
 	r := reader{buf: data[len(snapshotMagic):]}
@@ -147,27 +172,21 @@ func readState(rd io.Reader) (*state, error) {
 	}
 	st.applied = r.uvarint()
 	st.leaseNow = r.varint()
+	if v1 {
+		// Version 1 fenced every grant with its index, never above applied.
+		st.lastFence = st.applied
+	} else {
+		st.lastFence = r.uvarint()
+	}
 	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
 		id := r.string()
 		st.nodes[id] = r.string()
 	}
-	var prev *Lock
+	r.locksInto(st)
 	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
-		l := r.lock()
-		if prev != nil && l.Name <= prev.Name {
-			// Persist writes names strictly ascending; anything else
-			// would leave the two indexes disagreeing.
-			r.fail(errors.New("lock names out of order"))
-			break
+		if e := r.dedupEntry(v1); r.err == nil {
+			st.dedup.put(e)
 		}
-		prev = l
-		st.byName.ReplaceOrInsert(l)
-		st.byDeadline.ReplaceOrInsert(l)
-	}
-	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
-		id := r.string()
-		expires := r.varint()
-		st.dedup.put(id, expires, r.result())
 	}
 	if r.err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, r.err)
@@ -176,6 +195,23 @@ func readState(rd io.Reader) (*state, error) {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadSnapshot, len(r.buf))
 	}
 	return st, nil
+}
+
+// locksInto reads the snapshot's locks into both of st's indexes.
+func (r *reader) locksInto(st *state) {
+	var prev *Lock
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		l := r.lock()
+		if prev != nil && l.Name <= prev.Name {
+			// Persist writes names strictly ascending; anything else
+			// would leave the two indexes disagreeing.
+			r.fail(errors.New("lock names out of order"))
+			return
+		}
+		prev = l
+		st.byName.ReplaceOrInsert(l)
+		st.byDeadline.ReplaceOrInsert(l)
+	}
 }
 
 // WriteSnapshot writes the current state in snapshot form. Two machines

@@ -147,6 +147,25 @@ func TestPersistWriteErrorCancelsSink(t *testing.T) {
 	}
 }
 
+type failCancelSink struct{ failSink }
+
+var errCancel = errors.New("cancel failed")
+
+func (s *failCancelSink) Cancel() error { s.cancelled = true; return errCancel }
+
+// A Cancel that fails (a full disk cannot flush) is reported with the
+// write's error, not dropped.
+func TestPersistReportsCancelError(t *testing.T) {
+	r := newRig(t)
+	r.do(acq(1000, "a", 1, 5000))
+	snap, _ := r.m.Snapshot()
+	var sink failCancelSink
+	err := snap.Persist(&sink)
+	if !errors.Is(err, errBoom) || !errors.Is(err, errCancel) || !sink.cancelled {
+		t.Errorf("Persist error %v (cancelled %v), want both the write's and the cancel's", err, sink.cancelled)
+	}
+}
+
 // corruptions returns damaged copies of a good snapshot: every truncation,
 // a trailing byte, and a bad header.
 func corruptions(good []byte) map[string][]byte {
@@ -171,7 +190,7 @@ func TestRestoreCorruptSnapshotLeavesStateUnchanged(t *testing.T) {
 
 	dst := newRig(t)
 	dst.do(acq(50, "mine", 9, 1<<40))
-	dst.do(withID(rel(60, "x", 1), "req-dst"))
+	dst.do(withID(acq(60, "x", 1, 1<<40), "req-dst"))
 	before := stateBytes(t, dst.m)
 	for name, data := range corruptions(good) {
 		rc := &closeTracker{Reader: bytes.NewReader(data)}
@@ -191,7 +210,7 @@ func TestRestoreCorruptSnapshotLeavesStateUnchanged(t *testing.T) {
 		t.Fatal("a failed Restore changed the state")
 	}
 	// The machine still works, and a good snapshot replaces it whole.
-	if got := dst.do(withID(rel(70, "x", 1), "req-dst")); !got.Duplicate {
+	if got := dst.do(withID(acq(70, "x", 2, 1<<40), "req-dst")); !got.Duplicate {
 		t.Error("dedup table lost by a failed Restore")
 	}
 	if err := dst.m.Restore(io.NopCloser(bytes.NewReader(good))); err != nil {

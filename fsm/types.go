@@ -41,8 +41,12 @@ type Lock struct {
 	Name  string
 	Token Token
 	Owner string
-	// Fence is the Raft index of the entry that granted the lock. It
-	// increases strictly with every grant of every lock.
+	// Fence is the fencing token of the grant: the larger of the granting
+	// entry's Raft index and the previous grant's fence plus one. It
+	// increases strictly with every grant of every lock, also across
+	// packed entries (several grants in one entry get consecutive fences),
+	// snapshots and restarts, and equals the index whenever an entry
+	// carries one grant, as every entry did before packing.
 	Fence uint64
 	// GrantedAt is the stamp of the granting entry (cluster ms).
 	GrantedAt int64
@@ -67,6 +71,16 @@ const (
 	Refreshed Outcome = 5 // refresh: the deadline moved
 	Ticked    Outcome = 6 // tick: the clock moved, due locks expired
 	Announced Outcome = 7 // announce: the node's API URL is recorded
+	// Ended answers a repeated acquire whose first grant has ended since
+	// (released or expired): the repeat does not act again. Lock.Fence is
+	// the first grant's fence.
+	Ended Outcome = 8
+	// TooManyLocks refuses an acquire of a free lock while MaxLocks locks
+	// are held.
+	TooManyLocks Outcome = 9
+	// TooManyIDs refuses a command with a new request id while the dedup
+	// table holds MaxDedup live ids: a live id is never forgotten early.
+	TooManyIDs Outcome = 10
 )
 
 // String names the outcome.
@@ -86,6 +100,12 @@ func (o Outcome) String() string {
 		return "ticked"
 	case Announced:
 		return "announced"
+	case Ended:
+		return "ended"
+	case TooManyLocks:
+		return "too_many_locks"
+	case TooManyIDs:
+		return "too_many_request_ids"
 	}
 	return "unknown"
 }
@@ -94,7 +114,8 @@ func (o Outcome) String() string {
 type Result struct {
 	Outcome Outcome
 	// Index is the log index of the entry that produced this result. For a
-	// duplicate it is the index of the first answer.
+	// duplicate it is the index of the first answer. Commands packed into
+	// one entry share its index.
 	Index uint64
 	// Lock is the granted or refreshed lock, or for Busy the current holder
 	// (whose Token the caller must not be shown).
@@ -108,3 +129,7 @@ type Result struct {
 	// order they were freed. Observers use it to hand locks to waiters.
 	Freed []string
 }
+
+// Results is what Apply returns for a packed entry: one Result per
+// command, in the entry's order.
+type Results []Result

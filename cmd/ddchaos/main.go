@@ -26,7 +26,7 @@ func run() int {
 	var keep, quiet bool
 	flag.DurationVar(&cfg.Duration, "duration", time.Minute, "how long to inject faults")
 	flag.Int64Var(&cfg.Seed, "seed", time.Now().UnixNano()%100000, "seed of the fault schedule and the clients")
-	flag.StringVar(&faults, "faults", "all", "comma-separated fault kinds: kill,stop,partition,bridge,restart,churn,client-pause")
+	flag.StringVar(&faults, "faults", "all", "comma-separated fault kinds: kill,stop,partition,bridge,restart,churn,client-pause,wipe,disk-loss")
 	flag.IntVar(&cfg.Workload.Clients, "clients", 8, "number of clients")
 	flag.DurationVar(&cfg.Workload.AttemptTimeout, "attempt-timeout", 2500*time.Millisecond,
 		"client timeout of one attempt beyond its wait (shorter: more unknown outcomes and retries)")

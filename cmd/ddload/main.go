@@ -33,15 +33,34 @@ func main() {
 	warmup := flag.Duration("warmup", time.Second, "unmeasured warm-up per cell")
 	lifetime := flag.Duration("lifetime", 10*time.Second, "lock lifetime")
 	insecure := flag.Bool("insecure", false, "skip TLS certificate checks")
+	mode := flag.String("mode", "bench", "bench | failover")
+	killCmd := flag.String("kill-cmd", "", "failover: shell command that kills the leader (env LEADER_ENDPOINT, LEADER_NAME)")
+	restartCmd := flag.String("restart-cmd", "", "failover: shell command that restarts the killed node (same env)")
+	reps := flag.Int("reps", 3, "failover repetitions")
+	settle := flag.Duration("settle", 3*time.Second, "failover: steady load before each kill")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	c, err := client.NewClient(client.Config{Endpoints: strings.Split(*endpoints, ","), APIKey: *key,
-		TLS: &tls.Config{InsecureSkipVerify: *insecure}})
+	cfg := client.Config{Endpoints: strings.Split(*endpoints, ","), APIKey: *key,
+		TLS: &tls.Config{InsecureSkipVerify: *insecure}}
+	if *mode == "failover" {
+		cfg = failoverClientConfig(cfg, 30*time.Second)
+	}
+	c, err := client.NewClient(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ddload:", err)
 		os.Exit(2)
+	}
+	if *mode == "failover" {
+		w, _ := strconv.Atoi(strings.Split(*workers, ",")[0])
+		err := runFailover(ctx, c, failoverConfig{endpoints: strings.Split(*endpoints, ","), workers: max(w, 1), reps: *reps,
+			settle: *settle, maxWait: 30 * time.Second, killCmd: *killCmd, restartCmd: *restartCmd, lifetime: *lifetime})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ddload:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	fmt.Println("| scenario | workers | pairs/s | pair p50 | pair p99 | errors |")

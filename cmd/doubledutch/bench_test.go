@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,4 +53,39 @@ func BenchmarkHandoff(b *testing.B) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// BenchmarkPairsHTTP measures uncontended acquire+release pairs through
+// the v1 API of a real three-node cluster (in one process, so that
+// -cpuprofile covers all three nodes and the client): one op is one pair.
+func BenchmarkPairsHTTP(b *testing.B) {
+	for _, workers := range []int{1, 64} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			ec := startE2ECluster(b, false)
+			c := ec.v1Client()
+			ctx := context.Background()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for w := 0; w < workers; w++ {
+				wg.Add(1)
+				go func(w int) {
+					defer wg.Done()
+					name := fmt.Sprintf("pair-%d", w)
+					for next.Add(1) <= int64(b.N) {
+						l, err := c.Acquire(ctx, name, client.AcquireOptions{Lifetime: time.Minute})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						if err := l.Release(ctx); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}(w)
+			}
+			wg.Wait()
+		})
+	}
 }

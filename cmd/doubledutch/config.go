@@ -93,7 +93,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.RaftTLSCA, "raft-tls-ca", "", "CA that signs every node's Raft certificate (PEM)")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "API key clients must present (prefer --api-key-file or the environment)")
 	fs.StringVar(&cfg.APIKeyFile, "api-key-file", "/config.txt", "file whose first line is the API key (used when --api-key is empty)")
-	fs.StringVar(&cfg.AdminKey, "admin-key", "", "key of the admin endpoints (membership); must differ from the API key (prefer --admin-key-file)")
+	fs.StringVar(&cfg.AdminKey, "admin-key", "", "key of the admin endpoints (membership, transfer-leader, backup); must differ from the API key (prefer --admin-key-file)")
 	fs.StringVar(&cfg.AdminKeyFile, "admin-key-file", "", "file whose first line is the admin key (default: none, admin endpoints disabled)")
 	fs.StringVar(&cfg.ServerName, "name", "", "server name reported in responses (default DoubleDutch/<version>)")
 	fs.DurationVar(&cfg.Tick, "tick", 333*time.Millisecond, "safety-net expiry tick while locks are held (the original's precision)")

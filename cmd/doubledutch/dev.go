@@ -190,7 +190,7 @@ func printDevBanner(w io.Writer, nodes []*runningNode, key, adminKey string) {
 		fmt.Fprintf(w, "  %s  %s\n", n.cfg.NodeID, n.cfg.APIURL)
 	}
 	fmt.Fprintf(w, "API key: %s\n", key)
-	fmt.Fprintf(w, "Admin key (membership changes only): %s\n\n", adminKey)
+	fmt.Fprintf(w, "Admin key (membership, transfer-leader, backup): %s\n\n", adminKey)
 	u := nodes[0].cfg.APIURL
 	fmt.Fprintf(w, "Try (followers redirect to the leader, so use -L; curl resends a bearer key\n")
 	fmt.Fprintf(w, "to another port only with --location-trusted):\n")

@@ -21,7 +21,10 @@ import (
 	"github.com/doubledutch/doubledutch/cluster/tlsutil"
 )
 
-const testKey = "e2e-test-key"
+const (
+	testKey      = "e2e-test-key"
+	testAdminKey = "e2e-admin-key" // membership, transfer, backup
+)
 
 // e2eCluster is three real nodes (Raft over loopback TCP, the API over
 // real HTTP) wired exactly as `doubledutch serve` wires them.
@@ -84,6 +87,7 @@ func startE2ECluster(t testing.TB, useTLS bool) *e2eCluster {
 	})
 	for i := 0; i < 3; i++ {
 		cfg := devNodeConfig(voters[i].ID, apiLns[i].Addr().String(), dir, testKey, "warn", voters)
+		cfg.AdminKey = testAdminKey
 		// The serve defaults: the race detector and 1000 concurrent
 		// clients on two cores can starve a 250 ms leader lease.
 		cfg.Heartbeat, cfg.Election, cfg.LeaderLease = time.Second, time.Second, 500*time.Millisecond

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -40,7 +41,7 @@ func newOpsProc(t *testing.T, id, dir string) *opsProc {
 func (p *opsProc) serveFlags(extra ...string) []string {
 	return append([]string{
 		"--node-id", p.id, "--listen", fmt.Sprintf("127.0.0.1:%d", p.apiPort), "--http",
-		"--api-key", testKey, "--raft-bind", p.raftAddr(), "--data-dir", p.dataDir,
+		"--api-key", testKey, "--admin-key", testAdminKey, "--raft-bind", p.raftAddr(), "--data-dir", p.dataDir,
 		"--heartbeat-timeout", "500ms", "--election-timeout", "500ms", "--leader-lease-timeout", "250ms",
 		"--log-level", "warn",
 	}, extra...)
@@ -143,9 +144,19 @@ func TestBackupTotalLossRestoreProcesses(t *testing.T) {
 		return found == len(nodes)
 	})
 	file := filepath.Join(dir, "cluster.backup")
+	// The lock key is refused (a backup holds every session token), here
+	// from the environment as in the containers, and leaves no file.
+	refused := exec.Command(bin, "backup", "--url", nodes[2].url(), "--out", file)
+	refused.Env = append(os.Environ(), "DOUBLEDUTCH_ADMIN_KEY="+testKey)
+	if out, err := refused.CombinedOutput(); err == nil || !strings.Contains(string(out), "401") {
+		t.Fatalf("backup with the lock key: %v: %s", err, out)
+	}
+	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused backup left %s: %v", file, err)
+	}
 	// Through a follower or the leader alike: the request follows the
 	// redirect with the key.
-	runCLI(t, bin, "backup", "--url", nodes[2].url(), "--api-key", testKey, "--out", file)
+	runCLI(t, bin, "backup", "--url", nodes[2].url(), "--admin-key", testAdminKey, "--out", file)
 	late := acquireEventually(t, c, "late", "", time.Hour)
 
 	for _, n := range nodes {
@@ -161,8 +172,9 @@ func TestBackupTotalLossRestoreProcesses(t *testing.T) {
 			t.Fatalf("restore said %q", out)
 		}
 	}
+	// serve as usual: with the same flags, --voters included.
 	for _, n := range fresh {
-		n.start(t, bin)
+		n.start(t, bin, "--voters", votersFlag(fresh))
 	}
 	c = client.New(urlsOf(fresh), testKey, nil)
 	for _, want := range []*client.Lock{keep, keep2} {
@@ -283,7 +295,7 @@ func TestReplaceDeadNodeWhileClientsWork(t *testing.T) {
 	// 1. A follower dies (kill -9) and its disk is lost.
 	dead := nodes[2]
 	if leaderURL(nodes) == dead.url() {
-		runCLI(t, bin, "transfer-leader", "--url", dead.url(), "--api-key", testKey, "node1")
+		runCLI(t, bin, "transfer-leader", "--url", dead.url(), "--admin-key", testAdminKey, "node1")
 	}
 	dead.kill()
 	_ = os.RemoveAll(dead.dataDir)
@@ -360,13 +372,14 @@ func getJSON(url string, out any) error {
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
+// sendJSON sends an admin request (membership) with the admin key.
 func sendJSON(t *testing.T, method, url, body string) int {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+testKey)
+	req.Header.Set("Authorization", "Bearer "+testAdminKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)

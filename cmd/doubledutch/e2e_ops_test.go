@@ -184,8 +184,8 @@ func TestMetricsMatchScriptedWorkload(t *testing.T) {
 
 // TestReadinessAndTransferOverHTTP: /healthz and /readyz on every node;
 // POST /v1/cluster/leader moves leadership to a named node (through a
-// follower's redirect); a node whose peers are gone turns unready while
-// it stays healthy.
+// follower's redirect) with the admin key only; a node whose peers are
+// gone turns unready while it stays healthy.
 func TestReadinessAndTransferOverHTTP(t *testing.T) {
 	ec := startE2ECluster(t, false)
 	for i := range ec.nodes {
@@ -198,16 +198,27 @@ func TestReadinessAndTransferOverHTTP(t *testing.T) {
 	target := ec.nodes[(l+1)%3].cfg.NodeID
 	via := ec.urls[(l+2)%3] // a follower: redirects to the leader
 	auth := []string{"Authorization", "Bearer " + testKey}
-	if st, m, _ := ec.do(ec.follow, http.MethodPost, via+"/v1/cluster/leader", strings.NewReader(`{"target":"nobody"}`), auth...); st != http.StatusNotFound {
+	admin := []string{"Authorization", "Bearer " + testAdminKey}
+	if st, m, _ := ec.do(ec.follow, http.MethodPost, via+"/v1/cluster/leader", strings.NewReader(`{"target":"nobody"}`), admin...); st != http.StatusNotFound {
 		t.Fatalf("transfer to an unknown node: %d %v", st, m)
 	}
-	if st, m, _ := ec.do(ec.follow, http.MethodPost, via+"/v1/cluster/leader", strings.NewReader(`{"target":1}`), auth...); st != http.StatusBadRequest {
+	if st, m, _ := ec.do(ec.follow, http.MethodPost, via+"/v1/cluster/leader", strings.NewReader(`{"target":1}`), admin...); st != http.StatusBadRequest {
 		t.Fatalf("transfer with a bad body: %d %v", st, m)
 	}
 	if st, _, _ := ec.do(ec.follow, http.MethodPost, via+"/v1/cluster/leader", nil); st != http.StatusUnauthorized {
 		t.Fatalf("transfer without a key: %d", st)
 	}
-	st, m, _ := ec.do(ec.follow, http.MethodPost, via+"/v1/cluster/leader", strings.NewReader(`{"target":"`+target+`"}`), auth...)
+	// The lock key moves nothing and reads no backup, on the leader or
+	// through a follower.
+	for _, u := range []string{ec.urls[l], via} {
+		if st, m, _ := ec.do(ec.follow, http.MethodPost, u+"/v1/cluster/leader", strings.NewReader(`{"target":"`+target+`"}`), auth...); st != http.StatusUnauthorized {
+			t.Fatalf("transfer with the lock key at %s: %d %v", u, st, m)
+		}
+		if st, m, _ := ec.do(ec.follow, http.MethodGet, u+"/v1/snapshot", nil, auth...); st != http.StatusUnauthorized {
+			t.Fatalf("backup with the lock key at %s: %d %v", u, st, m)
+		}
+	}
+	st, m, _ := ec.do(ec.follow, http.MethodPost, via+"/v1/cluster/leader", strings.NewReader(`{"target":"`+target+`"}`), admin...)
 	if st != http.StatusOK || m["leader_id"] != target {
 		t.Fatalf("transfer to %s: %d %v", target, st, m)
 	}
@@ -275,14 +286,19 @@ func TestHealthCommandEndpoints(t *testing.T) {
 
 // TestTransferLeaderCommand: `doubledutch transfer-leader` through a
 // follower moves leadership away from the leader (no target) and then to
-// a named node; an unknown node is a clear error.
+// a named node; an unknown node is a clear error, and so is the lock key
+// in place of the admin key.
 func TestTransferLeaderCommand(t *testing.T) {
 	ec := startE2ECluster(t, false)
 	getenv := func(string) string { return "" }
 	first := ec.leader()
 	via := ec.urls[(first+1)%3]
 	var out, errOut bytes.Buffer
-	if code := run([]string{"transfer-leader", "--url", via, "--api-key", testKey}, getenv, &out, &errOut); code != 0 {
+	if code := run([]string{"transfer-leader", "--url", via, "--admin-key", testKey}, getenv, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "401") {
+		t.Fatalf("transfer-leader with the lock key: exit %d, %q", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := run([]string{"transfer-leader", "--url", via, "--admin-key", testAdminKey}, getenv, &out, &errOut); code != 0 {
 		t.Fatalf("transfer-leader: exit %d: %s", code, errOut.String())
 	}
 	if next := ec.leader(); next == first {
@@ -290,19 +306,29 @@ func TestTransferLeaderCommand(t *testing.T) {
 	}
 	target := ec.nodes[first].cfg.NodeID
 	out.Reset()
-	// The key from a file, as in the containers.
-	keyFile := filepath.Join(t.TempDir(), "key")
-	if err := os.WriteFile(keyFile, []byte(testKey+"\n"), 0o600); err != nil {
+	// The key from a file named in the environment, as in the containers.
+	keyFile := filepath.Join(t.TempDir(), "admin-key")
+	if err := os.WriteFile(keyFile, []byte(testAdminKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code := run([]string{"transfer-leader", "--url", via, "--api-key-file", keyFile, target}, getenv, &out, &errOut); code != 0 {
+	fromEnv := func(name string) string {
+		if name == "DOUBLEDUTCH_ADMIN_KEY_FILE" {
+			return keyFile
+		}
+		return ""
+	}
+	if code := run([]string{"transfer-leader", "--url", via, target}, fromEnv, &out, &errOut); code != 0 {
 		t.Fatalf("transfer-leader %s: exit %d: %s", target, code, errOut.String())
 	}
 	if !strings.Contains(out.String(), "to "+target) || ec.leader() != first {
 		t.Fatalf("transfer-leader %s: %q, leader %s", target, out.String(), ec.nodes[ec.leader()].cfg.NodeID)
 	}
 	errOut.Reset()
-	if code := run([]string{"transfer-leader", "--url", via, "--api-key", testKey, "nobody"}, getenv, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "404") {
+	if code := run([]string{"transfer-leader", "--url", via, "--admin-key-file", keyFile, "nobody"}, getenv, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "404") {
 		t.Fatalf("transfer-leader to an unknown node: exit %d, %q", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := run([]string{"transfer-leader", "--url", via}, getenv, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "DOUBLEDUTCH_ADMIN_KEY") {
+		t.Fatalf("transfer-leader without a key: exit %d, %q", code, errOut.String())
 	}
 }

@@ -30,11 +30,11 @@ Usage:
   doubledutch certs --out DIR --nodes node1,node2,node3
                                        create a CA and node certificates
   doubledutch health [--url URL]       exit 0 when the node answers healthy
-  doubledutch backup --url URL --out FILE
+  doubledutch backup --url URL --admin-key-file FILE --out FILE
                                        save a consistent, checksummed backup from the leader
   doubledutch restore --from FILE [serve flags]
                                        seed an empty data directory from a backup
-  doubledutch transfer-leader [--url URL] [NODE]
+  doubledutch transfer-leader [--url URL] [--admin-key-file FILE] [NODE]
                                        hand leadership to NODE (or any up-to-date follower)
   doubledutch version
   doubledutch help [COMMAND]           this text, or a command's flags

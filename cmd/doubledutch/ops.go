@@ -21,13 +21,18 @@ import (
 // Operator commands: backup, restore and transfer-leader.
 
 // opsClient is the HTTP side of the operator commands: the node's URL,
-// the API key, and a client that carries the key across the redirect to
+// the admin key, and a client that carries the key across the redirect to
 // the leader (the operator trusts every node of the cluster).
 type opsClient struct {
 	base, key string
 	http      *http.Client
 }
 
+// opsFlags declares the flags every operator command shares. They take
+// the admin key, not the lock key: a backup carries every session token
+// (whoever reads one can release another client's lock) and a transfer
+// disturbs every client, so neither is for lock clients. The flags and
+// variables are serve's, so one environment serves both.
 func opsFlags(name string, getenv func(string) string, stderr io.Writer) (*flag.FlagSet, func() (*opsClient, error)) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -36,22 +41,20 @@ func opsFlags(name string, getenv func(string) string, stderr io.Writer) (*flag.
 		def = "https://127.0.0.1:8000"
 	}
 	base := fs.String("url", def, "any node's API URL (default $DOUBLEDUTCH_API_URL); the request follows the redirect to the leader")
-	key := fs.String("api-key", getenv(envName("api-key")), "API key (default $DOUBLEDUTCH_API_KEY)")
-	keyFile := fs.String("api-key-file", getenv(envName("api-key-file")), "file whose first line is the API key, when --api-key is empty (default $DOUBLEDUTCH_API_KEY_FILE, as in the containers)")
+	key := fs.String("admin-key", getenv(envName("admin-key")), "admin key (default $DOUBLEDUTCH_ADMIN_KEY); the lock API key is refused")
+	keyFile := fs.String("admin-key-file", getenv(envName("admin-key-file")), "file whose first line is the admin key, when --admin-key is empty (default $DOUBLEDUTCH_ADMIN_KEY_FILE, as on the nodes)")
 	ca := fs.String("ca", getenv(envName("health-ca")), "CA to verify the nodes' certificates")
 	insecure := fs.Bool("insecure", false, "do not verify the nodes' certificates")
 	timeout := fs.Duration("timeout", time.Minute, "how long to wait for the answer")
 	return fs, func() (*opsClient, error) {
-		if *key == "" && *keyFile != "" {
-			k, err := (&Config{APIKeyFile: *keyFile}).loadAPIKey()
-			if err != nil {
-				return nil, err
-			}
-			*key = k
+		k, err := (&Config{AdminKey: *key, AdminKeyFile: *keyFile}).loadAdminKey()
+		if err != nil {
+			return nil, err
 		}
-		if *key == "" {
-			return nil, errors.New("give the API key with --api-key, --api-key-file, " + envName("api-key") + " or " + envName("api-key-file"))
+		if k == "" {
+			return nil, errors.New("give the admin key with --admin-key, --admin-key-file, " + envName("admin-key") + " or " + envName("admin-key-file"))
 		}
+		*key = k
 		tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: *insecure}
 		if *ca != "" {
 			pem, err := os.ReadFile(*ca)

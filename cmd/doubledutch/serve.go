@@ -178,7 +178,7 @@ func (c *Config) apiTLS() (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("HTTPS certificate %s / key %s: %w (give --tls-cert and --tls-key, or --http / 'h 0' for plain HTTP)", c.TLSCert, c.TLSKey, err)
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
+	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tlsutil.CipherSuites(), Certificates: []tls.Certificate{cert}}, nil
 }
 
 func (c *Config) clusterConfig(log hclog.Logger, raftLn net.Listener) (cluster.Config, error) {

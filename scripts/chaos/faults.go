@@ -19,10 +19,13 @@ const (
 	FaultRestart     = "restart"      // rolling restart of every node (SIGTERM, start, healthy)
 	FaultChurn       = "churn"        // SIGTERM the leader (it hands over), restart; repeated
 	FaultClientPause = "client-pause" // a holder stops past its lifetime, then writes stale
+	FaultWipe        = "wipe"         // wipe a follower's data while the other lags; maybe kill the leader
+	FaultDiskLoss    = "disk-loss"    // a stopped node loses raft.db or its snapshots
 )
 
 // AllFaults lists every fault kind.
-var AllFaults = []string{FaultKill, FaultStop, FaultPartition, FaultBridge, FaultRestart, FaultChurn, FaultClientPause}
+var AllFaults = []string{FaultKill, FaultStop, FaultPartition, FaultBridge, FaultRestart, FaultChurn, FaultClientPause,
+	FaultWipe, FaultDiskLoss}
 
 // ParseFaults reads a comma-separated list of fault kinds ("all" or ""
 // for every kind).
@@ -62,8 +65,8 @@ type schedule struct {
 	nClients int
 	// fallback draws what depends on the cluster's timing, so that the
 	// schedule's own draws (rng) stay the same for a seed.
-	fallback         *rand.Rand
-	kills, isolation int
+	fallback                *rand.Rand
+	kills, isolation, wipes int
 }
 
 // run injects faults until deadline: first every enabled kind once in a
@@ -135,6 +138,10 @@ func (s *schedule) inject(ctx context.Context, kind string) {
 		detail, ev.Leader = s.rollingRestart(ctx)
 	case FaultChurn:
 		detail, ev.Leader = s.churn(ctx)
+	case FaultWipe:
+		detail, ev.Leader = s.wipe(ctx)
+	case FaultDiskLoss:
+		detail, ev.Leader = s.diskLoss(ctx)
 	case FaultClientPause:
 		c := s.rng.Intn(s.nClients)
 		s.wl.RequestPause(c)

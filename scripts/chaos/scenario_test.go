@@ -70,7 +70,7 @@ func abandonedGrantHistory(t *testing.T, c *Cluster, leader int) History {
 	}
 	const lifetime = 30 * time.Second
 	bg := context.Background()
-	acquire := Op{Client: 0, Kind: Acquire, Name: "x", Lifetime: lifetime, RequestID: "abandoned-1", Call: rec.Now()}
+	acquire := Op{Client: 0, Kind: Acquire, Name: "x", Lifetime: lifetime, RequestID: "abandoned-grant-0001", Call: rec.Now()}
 	for i := range c.nodes {
 		if i != leader {
 			_ = c.nodes[i].stop()
