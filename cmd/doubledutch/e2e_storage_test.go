@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -137,6 +138,13 @@ func (pc *procCluster) client(among ...int) *client.Client {
 	for _, i := range among {
 		urls = append(urls, "http://"+pc.nodes[i].api)
 	}
+	// The other nodes last: calls start at among, and a redirect to any
+	// node is followed (the client follows only configured nodes).
+	for i, n := range pc.nodes {
+		if !slices.Contains(among, i) {
+			urls = append(urls, "http://"+n.api)
+		}
+	}
 	return client.New(urls, testKey, nil)
 }
 
@@ -151,7 +159,7 @@ func acquireAll(t *testing.T, c *client.Client, prefix string, count int) map[st
 			l, err = c.Acquire(context.Background(), name, client.AcquireOptions{Lifetime: time.Hour, RequestID: "rid-0123456789abcdef-" + name})
 			return err == nil
 		})
-		out[name] = l.FencingToken
+		out[name] = l.Fence()
 	}
 	return out
 }
@@ -213,7 +221,7 @@ func TestProcessTruncatedRaftDBLosesNothing(t *testing.T) {
 	c := pc.client(0, 1, 2)
 	var max uint64
 	for name, fence := range late {
-		var got *client.Lock
+		var got *client.LockInfo
 		waitUntil(t, 20*time.Second, "read "+name, func() bool {
 			got, err = c.Get(context.Background(), name)
 			return err == nil
