@@ -51,7 +51,7 @@ func newTestCluster(t testing.TB, size int, tuning func(*Config)) *testCluster {
 	t.Helper()
 	tc := &testCluster{t: t, tuning: tuning}
 	logger := testLogger(t, hclog.Warn)
-	var voters []Server
+	var voters []Voter
 	var listeners []net.Listener
 	for i := 0; i < size; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -59,7 +59,7 @@ func newTestCluster(t testing.TB, size int, tuning func(*Config)) *testCluster {
 			t.Fatal(err)
 		}
 		listeners = append(listeners, l)
-		voters = append(voters, Server{ID: fmt.Sprintf("n%d", i+1), Address: l.Addr().String()})
+		voters = append(voters, Voter{ID: fmt.Sprintf("n%d", i+1), Address: l.Addr().String()})
 	}
 	base := t.TempDir()
 	for i := 0; i < size; i++ {

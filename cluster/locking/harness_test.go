@@ -41,7 +41,7 @@ func testLogger(t testing.TB) hclog.Logger {
 // startCluster starts size nodes and returns them with the ready leader.
 func startCluster(t testing.TB, size int) ([]*cluster.Node, *cluster.Node) {
 	t.Helper()
-	var voters []cluster.Server
+	var voters []cluster.Voter
 	var ls []net.Listener
 	for i := 0; i < size; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -49,7 +49,7 @@ func startCluster(t testing.TB, size int) ([]*cluster.Node, *cluster.Node) {
 			t.Fatal(err)
 		}
 		ls = append(ls, l)
-		voters = append(voters, cluster.Server{ID: fmt.Sprintf("n%d", i+1), Address: l.Addr().String()})
+		voters = append(voters, cluster.Voter{ID: fmt.Sprintf("n%d", i+1), Address: l.Addr().String()})
 	}
 	base, log := t.TempDir(), testLogger(t)
 	var nodes []*cluster.Node

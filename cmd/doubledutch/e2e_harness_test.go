@@ -65,11 +65,11 @@ func startE2ECluster(t testing.TB, useTLS bool) *e2eCluster {
 		tlsConf = &tls.Config{RootCAs: loadCA(t, filepath.Join(dir, "certs", tlsutil.CACertFile))}
 	}
 	var apiLns, raftLns []net.Listener
-	var voters []cluster.Server
+	var voters []cluster.Voter
 	for i := 0; i < 3; i++ {
 		apiLns = append(apiLns, listen(t))
 		raftLns = append(raftLns, listen(t))
-		voters = append(voters, cluster.Server{ID: fmt.Sprintf("node%d", i+1), Address: raftLns[i].Addr().String()})
+		voters = append(voters, cluster.Voter{ID: fmt.Sprintf("node%d", i+1), Address: raftLns[i].Addr().String()})
 	}
 	sink := &logSink{t: t}
 	ec := &e2eCluster{t: t, tlsConf: tlsConf}

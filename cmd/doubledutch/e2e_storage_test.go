@@ -251,7 +251,7 @@ func damagedDir(t *testing.T, count int, snapshots int, damage func(dir string))
 	dir := t.TempDir()
 	l := listen(t)
 	cfg := cluster.Config{NodeID: "node1", RaftListener: l, DataDir: dir,
-		Voters:           []cluster.Server{{ID: "node1", Address: l.Addr().String()}},
+		Voters:           []cluster.Voter{{ID: "node1", Address: l.Addr().String()}},
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 150 * time.Millisecond,
 		SnapshotThreshold: 1 << 20, SnapshotInterval: time.Hour, TrailingLogs: 4,
 		Logger: hclog.NewNullLogger()}
