@@ -7,7 +7,6 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
-	"github.com/doubledutch/doubledutch/cluster"
 	"github.com/doubledutch/doubledutch/fsm"
 )
 
@@ -113,7 +112,7 @@ type leaderView struct {
 
 // clusterResponse answers GET /v1/cluster: this node's view.
 type clusterResponse struct {
-	cluster.State
+	stateView
 	Leader leaderView `json:"leader"`
 	// LastContact is the time since this node last heard from the leader
 	// (seconds; 0 on the leader).
@@ -138,7 +137,7 @@ func (s *Server) clusterState(w http.ResponseWriter, r *http.Request, _ httprout
 	st := s.cluster.State()
 	li := st.Leader
 	out := clusterResponse{
-		State:       st,
+		stateView:   viewOfState(st),
 		Leader:      leaderView{ID: li.ID, APIURL: li.APIURL, IsSelf: li.IsSelf},
 		LastContact: st.LastContact.Seconds(),
 		Waiters:     s.locks.Size(),

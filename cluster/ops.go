@@ -22,28 +22,28 @@ const maxLeaderChanges = 20
 // is, as this node knows it. Only the leader knows its followers'
 // progress: elsewhere Known is false for every node but this one.
 type PeerProgress struct {
-	ID       string `json:"id"`
-	Address  string `json:"raft_address"`
-	Suffrage string `json:"suffrage"`
-	APIURL   string `json:"api_url,omitempty"`
+	ID       string
+	Address  string
+	Suffrage string
+	APIURL   string
 	// Role is "leader", "follower", or "unknown" (not heard of lately).
-	Role string `json:"role"`
+	Role string
 	// Known says whether the fields below are measured.
-	Known bool `json:"known"`
+	Known bool
 	// LastContact is the time since this node last heard from the peer
 	// (seconds; 0 for this node itself).
-	LastContact float64 `json:"last_contact"`
+	LastContact float64
 	// LastLogIndex is the peer's last log index it reported.
-	LastLogIndex uint64 `json:"last_log_index"`
+	LastLogIndex uint64
 	// EntriesBehind is this leader's last log index minus the peer's.
-	EntriesBehind uint64 `json:"entries_behind"`
+	EntriesBehind uint64
 }
 
 // LeaderChange is one change of leader this node observed.
 type LeaderChange struct {
-	At       time.Time `json:"at"`
-	LeaderID string    `json:"leader_id"` // "" when the leader was lost
-	Term     uint64    `json:"term"`
+	At       time.Time
+	LeaderID string // "" when the leader was lost
+	Term     uint64
 }
 
 // seenPeer is what the leader last heard from a follower.
