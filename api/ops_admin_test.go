@@ -27,8 +27,8 @@ func (o *opsFake) Peers() []cluster.PeerProgress { return o.peers }
 func (o *opsFake) LeaderChanges() ([]cluster.LeaderChange, uint64) {
 	return o.changes, uint64(len(o.changes))
 }
-func (o *opsFake) LockCount() int                                  { return 0 }
-func (o *opsFake) OnApplied(func(fsm.Result))                      {}
+func (o *opsFake) LockCount() int             { return 0 }
+func (o *opsFake) OnApplied(func(fsm.Result)) {}
 
 func (o *opsFake) TransferLeadership(string) error {
 	o.transfers.Add(1)
