@@ -16,8 +16,8 @@ import (
 
 	"github.com/doubledutch/doubledutch/api"
 	"github.com/doubledutch/doubledutch/cluster"
-	"github.com/doubledutch/doubledutch/internal/buildinfo"
 	"github.com/doubledutch/doubledutch/cluster/tlsutil"
+	"github.com/doubledutch/doubledutch/internal/buildinfo"
 )
 
 // errUsage marks a flag error whose message the flag package printed.
