@@ -1,8 +1,10 @@
-// Package testlog sends a test's logs to t.Log, the one copy of the sink
-// the cluster, api and cmd tests share.
+// Package testlog sends a test's logs to t.Log, and collects output a
+// test reads while others write: the one copy of each that the cluster,
+// api and cmd tests share.
 package testlog
 
 import (
+	"bytes"
 	"io"
 	"strings"
 	"sync"
@@ -46,4 +48,25 @@ func Writer(t testing.TB) io.Writer {
 // New returns an hclog logger named name at level that logs through t.
 func New(t testing.TB, name string, level hclog.Level) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: name, Level: level, Output: Writer(t)})
+}
+
+// Buffer collects output (a logger's, a child process's) that the test
+// reads while writers still write: a bytes.Buffer behind a mutex.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -258,7 +258,8 @@ func (h *holding) release() {
 	})
 }
 
-func (a *actor) get(name string) {
+// get reads name (with retries), records the read and returns it.
+func (a *actor) get(name string) Op {
 	op := Op{Client: a.id, Kind: Get, Name: name}
 	a.invoke(&op, func(ctx context.Context, c *client.Client) (uint64, error) {
 		l, err := c.Get(ctx, name)
@@ -267,6 +268,7 @@ func (a *actor) get(name string) {
 		}
 		return l.FencingToken, nil
 	})
+	return op
 }
 
 // invoke runs op's attempts, all with one request id, until a definite
