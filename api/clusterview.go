@@ -54,35 +54,28 @@ type leaderChangeView struct {
 }
 
 func viewOfState(st cluster.State) stateView {
-	v := stateView{NodeID: st.NodeID, RaftState: st.RaftState, Term: st.Term, CommitIndex: st.CommitIndex,
-		AppliedIndex: st.AppliedIndex, LastIndex: st.LastIndex, LeaseNow: st.LeaseNow}
-	if st.Servers != nil {
-		v.Servers = make([]serverView, len(st.Servers))
-	}
-	for i, s := range st.Servers {
-		v.Servers[i] = serverView(s)
-	}
-	return v
+	return stateView{NodeID: st.NodeID, RaftState: st.RaftState, Term: st.Term, CommitIndex: st.CommitIndex,
+		AppliedIndex: st.AppliedIndex, LastIndex: st.LastIndex, LeaseNow: st.LeaseNow,
+		Servers: convert(st.Servers, func(s cluster.ServerInfo) serverView { return serverView(s) })}
 }
 
 func viewOfPeers(ps []cluster.PeerProgress) []peerView {
-	if ps == nil {
-		return nil
-	}
-	out := make([]peerView, len(ps))
-	for i, p := range ps {
-		out[i] = peerView(p)
-	}
-	return out
+	return convert(ps, func(p cluster.PeerProgress) peerView { return peerView(p) })
 }
 
 func viewOfLeaderChanges(cs []cluster.LeaderChange) []leaderChangeView {
-	if cs == nil {
+	return convert(cs, func(c cluster.LeaderChange) leaderChangeView { return leaderChangeView(c) })
+}
+
+// convert maps each element with f, keeping nil nil (it encodes as null,
+// or is omitted, where an empty slice would be []).
+func convert[T, U any](in []T, f func(T) U) []U {
+	if in == nil {
 		return nil
 	}
-	out := make([]leaderChangeView, len(cs))
-	for i, c := range cs {
-		out[i] = leaderChangeView(c)
+	out := make([]U, len(in))
+	for i, v := range in {
+		out[i] = f(v)
 	}
 	return out
 }
