@@ -1,6 +1,10 @@
 package codes
 
-import "testing"
+import (
+	"os"
+	"regexp"
+	"testing"
+)
 
 // TestEveryCodeClassified: every code of the table has a class, and
 // Retryable agrees with it.
@@ -34,6 +38,29 @@ func TestClasses(t *testing.T) {
 	} {
 		if got := Classify(c); got != want {
 			t.Errorf("%s: class %d, want %d", c, got, want)
+		}
+	}
+}
+
+// TestOpenAPIListsEveryCode: the error code enum of api/openapi.yaml is
+// this table (client_gone aside: nobody reads that answer).
+func TestOpenAPIListsEveryCode(t *testing.T) {
+	data, err := os.ReadFile("../openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[Code]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^\s+- ([a-z_]+)\s+# \d{3}`).FindAllStringSubmatch(string(data), -1) {
+		listed[Code(m[1])] = true
+	}
+	for _, c := range All() {
+		if !listed[c] && c != ClientGone {
+			t.Errorf("%s is not in openapi.yaml's error code enum", c)
+		}
+	}
+	for c := range listed {
+		if !Known(c) {
+			t.Errorf("openapi.yaml lists %s, which package codes does not know", c)
 		}
 	}
 }
