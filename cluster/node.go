@@ -45,6 +45,9 @@ type Node struct {
 	ops     opsState // operations bookkeeping (ops.go)
 	// proposer packs commands into entries (group commit).
 	proposer proposer
+	// transfers holds entries back while a leadership transfer this node
+	// started is in flight (transfergate.go).
+	transfers transferGate
 	// handoff is the waiting layer, asked for next holders while sealing.
 	handoff atomic.Pointer[Handoff]
 
@@ -301,7 +304,7 @@ func (n *Node) HandOver() {
 // transfer may find nobody to take over, and shutdown must not hang on it.
 func (n *Node) handOver() {
 	done := make(chan error, 1)
-	go func() { done <- n.raft.LeadershipTransfer().Error() }()
+	go func() { done <- n.transfers.run(n.raft.LeadershipTransfer) }()
 	select {
 	case err := <-done:
 		if err != nil {
