@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -55,6 +56,30 @@ func TestProposalsDuringTransferAreHeldNotRefused(t *testing.T) {
 		for _, err := range refused {
 			t.Errorf("round %d: a proposal during the transfer: %v", round, err)
 		}
+		tc.closeAll()
+	}
+}
+
+// TestHandOverReturnsAfterSteppingDown: when HandOver returns, this node
+// has told its subscribers that it stopped leading, so the waiting layer
+// has carried its waiters before serve's shutdown closes the API. Raft
+// answers the transfer first; returning then let api.Close end those
+// waiters as "shutting down" (a 503 in TestWaiterCarriedAcrossLeaderStepDown).
+func TestHandOverReturnsAfterSteppingDown(t *testing.T) {
+	for round := 0; round < 5; round++ {
+		tc := newTestCluster(t, 3, nil)
+		lead := tc.leader()
+		var stepped atomic.Bool
+		cancel := lead.Subscribe(func(ev Event) {
+			if ev.Kind == EventLeadership && !ev.IsLeader {
+				stepped.Store(true)
+			}
+		})
+		lead.HandOver()
+		if !stepped.Load() {
+			t.Fatalf("round %d: HandOver returned before the node told that it stopped leading", round)
+		}
+		cancel()
 		tc.closeAll()
 	}
 }
