@@ -232,9 +232,9 @@ func (n *Node) TransferLeadership(target string) error {
 }
 
 func (n *Node) transfer(target string) error {
-	var f raft.Future
+	var f func() raft.Future
 	if target == "" {
-		f = n.raft.LeadershipTransfer()
+		f = n.raft.LeadershipTransfer
 	} else {
 		addr, ok := n.serverAddress(target)
 		if !ok {
@@ -243,9 +243,9 @@ func (n *Node) transfer(target string) error {
 		if target == n.cfg.NodeID {
 			return nil // already leading: nothing to move
 		}
-		f = n.raft.LeadershipTransferToServer(raft.ServerID(target), addr)
+		f = func() raft.Future { return n.raft.LeadershipTransferToServer(raft.ServerID(target), addr) }
 	}
-	if err := f.Error(); err != nil {
+	if err := n.transfers.run(f); err != nil {
 		n.log.Warn("leadership transfer failed", "target", target, "error", err)
 		return fmt.Errorf("%w: leadership transfer: %w", ErrNotApplied, err)
 	}
