@@ -114,7 +114,8 @@ func (s *Server) countLockOp(rt route) handlerFunc {
 		err := next(w, r, ps)
 		result := "ok"
 		if err != nil {
-			_, result = classify(err)
+			_, code := classify(err)
+			result = string(code)
 		} else if kind == "acquire" {
 			s.opsp.metrics.waitTime.Observe(time.Since(start).Seconds())
 		}

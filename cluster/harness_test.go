@@ -12,29 +12,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/doubledutch/doubledutch/fsm"
+	"github.com/doubledutch/doubledutch/internal/testlog"
 )
 
-// testLogWriter sends logs to t.Log until the test's cleanup has run, so a
-// straggling goroutine cannot log into a finished test.
-type testLogWriter struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(string(p[:len(p)-1]))
-	}
-	return len(p), nil
-}
-
 func testLogger(t testing.TB, level hclog.Level) hclog.Logger {
-	w := &testLogWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return hclog.New(&hclog.LoggerOptions{Name: "dd", Level: level, Output: w})
+	return testlog.New(t, "dd", level)
 }
 
 // testCluster is a cluster of real nodes over loopback TCP in one process.
@@ -51,7 +33,7 @@ func newTestCluster(t testing.TB, size int, tuning func(*Config)) *testCluster {
 	t.Helper()
 	tc := &testCluster{t: t, tuning: tuning}
 	logger := testLogger(t, hclog.Warn)
-	var voters []Server
+	var voters []Voter
 	var listeners []net.Listener
 	for i := 0; i < size; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -59,7 +41,7 @@ func newTestCluster(t testing.TB, size int, tuning func(*Config)) *testCluster {
 			t.Fatal(err)
 		}
 		listeners = append(listeners, l)
-		voters = append(voters, Server{ID: fmt.Sprintf("n%d", i+1), Address: l.Addr().String()})
+		voters = append(voters, Voter{ID: fmt.Sprintf("n%d", i+1), Address: l.Addr().String()})
 	}
 	base := t.TempDir()
 	for i := 0; i < size; i++ {

@@ -31,23 +31,23 @@ func cutAfterFirstBatch(cutting *atomic.Bool) func(raft.RPC) bool {
 	}
 }
 
-// fillLog commits at least count new log entries through the leader,
-// proposing from several goroutines until the leader's last index has
-// grown by count. It counts entries, not commands: group commit packs
-// concurrent proposals into one entry, and the tests that fill the log
-// need entries (catch-up batches, lag in entries, a large raft.db).
+// fillLog appends at least count entries to the leader's log, proposing
+// from several goroutines at once. Group commit packs concurrent commands
+// into one entry, so it proposes until the log has grown by count
+// entries, not count commands: the callers need the entries (catch-up
+// batches, a follower far behind, a large raft.db).
 func fillLog(t *testing.T, lead *Node, count int) {
 	t.Helper()
 	target := lead.raft.LastIndex() + uint64(count)
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	var seq atomic.Uint64
 	errs := make(chan error, 8)
 	for w := 0; w < 8; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for lead.raft.LastIndex() < target {
-				name := fmt.Sprintf("fill-%d-%d", target, seq.Add(1)) // unique across calls
+				name := fmt.Sprintf("fill-%d", next.Add(1))
 				if _, err := lead.Acquire(context.Background(), AcquireRequest{Name: name, Lifetime: time.Hour, RequestID: name}); err != nil {
 					errs <- err
 					return

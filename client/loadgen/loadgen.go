@@ -113,7 +113,7 @@ func pair(ctx context.Context, c *client.Client, name string, cell Cell) (time.D
 	if err != nil {
 		return 0, err
 	}
-	if err := c.Release(ctx, name, l.SessionToken, ""); err != nil {
+	if err := l.Release(ctx); err != nil {
 		return 0, err
 	}
 	return time.Since(t0), nil

@@ -42,7 +42,16 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	c := client.New(strings.Split(*endpoints, ","), *key, &tls.Config{InsecureSkipVerify: *insecure})
+	cfg := client.Config{Endpoints: strings.Split(*endpoints, ","), APIKey: *key,
+		TLS: &tls.Config{InsecureSkipVerify: *insecure}}
+	if *mode == "failover" {
+		cfg = failoverClientConfig(cfg, 30*time.Second)
+	}
+	c, err := client.NewClient(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ddload:", err)
+		os.Exit(2)
+	}
 	if *mode == "failover" {
 		w, _ := strconv.Atoi(strings.Split(*workers, ",")[0])
 		err := runFailover(ctx, c, failoverConfig{endpoints: strings.Split(*endpoints, ","), workers: max(w, 1), reps: *reps,

@@ -41,7 +41,7 @@ func BenchmarkHandoff(b *testing.B) {
 		})
 		b.StartTimer()
 		start := time.Now()
-		if err := c.Release(ctx, "handoff", held.SessionToken, ""); err != nil {
+		if err := c.Release(ctx, "handoff", held.Token(), ""); err != nil {
 			b.Fatal(err)
 		}
 		if held = <-granted; held == nil {
@@ -78,7 +78,7 @@ func BenchmarkPairsHTTP(b *testing.B) {
 							b.Error(err)
 							return
 						}
-						if err := c.Release(ctx, name, l.SessionToken, ""); err != nil {
+						if err := l.Release(ctx); err != nil {
 							b.Error(err)
 							return
 						}

@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -25,8 +28,9 @@ func TestHTTPSClusterWithGeneratedCertificates(t *testing.T) {
 	// Every node's certificate verifies against the CA, and reads through
 	// followers reach the same lock.
 	for _, u := range ec.urls {
-		got, err := client.New([]string{u}, testKey, ec.tlsConf).Get(context.Background(), "tls")
-		if err != nil || got.FencingToken != l.FencingToken {
+		// u first; the others so that its redirect to the leader is followed.
+		got, err := client.New(append([]string{u}, ec.urls...), testKey, ec.tlsConf).Get(context.Background(), "tls")
+		if err != nil || got.FencingToken != l.Fence() {
 			t.Fatalf("read via %s: %+v %v", u, got, err)
 		}
 	}
@@ -47,16 +51,38 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// freePort asks the kernel for a free port. The child process binds it a
-// moment later; a clash is unlikely and fails loudly.
+// freePort returns a port that is free now, for a child process to bind
+// a moment later. It is drawn below the kernel's ephemeral range: a port
+// the kernel hands out from :0 is in that range, and on a busy machine
+// (many tests, many loopback connections) an outgoing connection could
+// take it before the child bound it ("address already in use"). Ports
+// outside the range are never given to connections.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := ephemeralLow()
+	for range 100 {
+		port := 10000 + rand.IntN(low-10000)
+		if l, err := net.Listen("tcp", fmt.Sprintf(":%d", port)); err == nil {
+			l.Close()
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port below the ephemeral range")
+	return 0
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// default when it cannot be read).
+func ephemeralLow() int {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > 11000 {
+				low = v
+			}
+		}
+	}
+	return low
 }
 
 func startLegacy(t *testing.T, bin string, port int, dataDir string) *exec.Cmd {
@@ -92,14 +118,14 @@ func TestLegacySingleNodeSurvivesKill9(t *testing.T) {
 	_, _ = proc.Process.Wait()
 
 	proc = startLegacy(t, bin, port, dir)
-	var got *client.Lock
+	var got *client.LockInfo
 	waitUntil(t, 15*time.Second, "the restarted node to answer", func() bool {
 		var err error
 		got, err = c.Get(context.Background(), "durable")
 		return err == nil
 	})
-	if got.FencingToken != held.FencingToken || got.ExpiresIn < 50*time.Minute {
-		t.Fatalf("after kill -9: %+v, want fence %d", got, held.FencingToken)
+	if got.FencingToken != held.Fence() || got.ExpiresIn < 50*time.Minute {
+		t.Fatalf("after kill -9: %+v, want fence %d", got, held.Fence())
 	}
 	if err := proc.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

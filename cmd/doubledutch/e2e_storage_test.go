@@ -9,8 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,30 +19,14 @@ import (
 
 	"github.com/doubledutch/doubledutch/client"
 	"github.com/doubledutch/doubledutch/cluster"
+	"github.com/doubledutch/doubledutch/internal/testlog"
 )
 
 // procNode is one `doubledutch serve` process of a three-node cluster.
 type procNode struct {
 	id, api, raft, dir string
 	cmd                *exec.Cmd
-	out                *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	out                *testlog.Buffer
 }
 
 type procCluster struct {
@@ -81,7 +65,7 @@ func (pc *procCluster) start(i int, extra ...string) {
 	args := append([]string{"serve", "--node-id", n.id, "--listen", n.api, "--api-url", "http://" + n.api,
 		"--raft-bind", n.raft, "--voters", pc.voters(), "--data-dir", n.dir, "--http", "--api-key", testKey,
 		"--log-level", "warn"}, extra...)
-	n.out = &lockedBuffer{}
+	n.out = &testlog.Buffer{}
 	n.cmd = exec.Command(pc.bin, args...)
 	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
 	if err := n.cmd.Start(); err != nil {
@@ -137,6 +121,13 @@ func (pc *procCluster) client(among ...int) *client.Client {
 	for _, i := range among {
 		urls = append(urls, "http://"+pc.nodes[i].api)
 	}
+	// The other nodes last: calls start at among, and a redirect to any
+	// node is followed (the client follows only configured nodes).
+	for i, n := range pc.nodes {
+		if !slices.Contains(among, i) {
+			urls = append(urls, "http://"+n.api)
+		}
+	}
 	return client.New(urls, testKey, nil)
 }
 
@@ -151,7 +142,7 @@ func acquireAll(t *testing.T, c *client.Client, prefix string, count int) map[st
 			l, err = c.Acquire(context.Background(), name, client.AcquireOptions{Lifetime: time.Hour, RequestID: "rid-0123456789abcdef-" + name})
 			return err == nil
 		})
-		out[name] = l.FencingToken
+		out[name] = l.Fence()
 	}
 	return out
 }
@@ -213,7 +204,7 @@ func TestProcessTruncatedRaftDBLosesNothing(t *testing.T) {
 	c := pc.client(0, 1, 2)
 	var max uint64
 	for name, fence := range late {
-		var got *client.Lock
+		var got *client.LockInfo
 		waitUntil(t, 20*time.Second, "read "+name, func() bool {
 			got, err = c.Get(context.Background(), name)
 			return err == nil
@@ -243,7 +234,7 @@ func damagedDir(t *testing.T, count int, snapshots int, damage func(dir string))
 	dir := t.TempDir()
 	l := listen(t)
 	cfg := cluster.Config{NodeID: "node1", RaftListener: l, DataDir: dir,
-		Voters:           []cluster.Server{{ID: "node1", Address: l.Addr().String()}},
+		Voters:           []cluster.Voter{{ID: "node1", Address: l.Addr().String()}},
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 150 * time.Millisecond,
 		SnapshotThreshold: 1 << 20, SnapshotInterval: time.Hour, TrailingLogs: 4,
 		Logger: hclog.NewNullLogger()}
