@@ -217,9 +217,14 @@ func TestLockKillsTheCommandBeforeTheLockCanGoToAnother(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		command []string
+		// seeTerm: the command reports its SIGTERM before it dies. Under
+		// a shell the shell dies of the SIGTERM at once, and `lock` then
+		// kills what it left in the group straight away, so the process
+		// it started may die before it can report the SIGTERM.
+		seeTerm bool
 	}{
-		{"direct", nil},
-		{"under a shell", []string{"--", "sh", "-c", `"$DDTEST_SELF" & wait`}},
+		{"direct", nil, true},
+		{"under a shell", []string{"--", "sh", "-c", `"$DDTEST_SELF" & wait`}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := "cut-" + strings.ReplaceAll(tc.name, " ", "-")
@@ -232,7 +237,7 @@ func TestLockKillsTheCommandBeforeTheLockCanGoToAnother(t *testing.T) {
 			cut := time.Now()
 			granted := cl.GrantElsewhere(t, name, 30*time.Second)
 			term, dead := childEnd(t, w, granted.Sub(cut))
-			if term.IsZero() || !term.Before(dead) {
+			if tc.seeTerm && (term.IsZero() || !term.Before(dead)) {
 				t.Fatalf("no SIGTERM before the end (term %v, dead %v after the cut)", term.Sub(cut), dead.Sub(cut))
 			}
 			if !dead.Before(granted) {
