@@ -56,35 +56,8 @@ func TestUnknownOutcomeCarriedWithRequestIDGrantsOnceOnRealCluster(t *testing.T)
 func unknownOutcomeRound(t *testing.T, ec *e2eCluster, name, fenceKey string, send func(base string) <-chan carryAnswer) carryAnswer {
 	t.Helper()
 	lead := ec.leader()
-	var followers []int
-	for i := range ec.nodes {
-		if i != lead {
-			followers = append(followers, i)
-		}
-	}
-	for _, f := range followers {
-		ec.raftProxies[f].DropReplies(true)
-	}
-	ans := send(ec.urls[lead])
-	waitUntil(t, 20*time.Second, "the leader that hears no answers to step down", func() bool {
-		return !ec.nodes[lead].cluster.IsLeader()
-	})
-	// Its log is as long as theirs: cut it off, so that a follower
-	// holding the entry wins.
-	ec.isolate(lead, true)
-	for _, f := range followers {
-		ec.raftProxies[f].DropReplies(false)
-	}
-	now := -1
-	waitUntil(t, 20*time.Second, "a follower to lead", func() bool {
-		for _, f := range followers {
-			if ec.nodes[f].cluster.IsLeader() {
-				now = f
-				return true
-			}
-		}
-		return false
-	})
+	var ans <-chan carryAnswer
+	now := failOverWithAnswersLost(t, ec, lead, func() { ans = send(ec.urls[lead]) })
 	// The first proposal commits at the new leader while its client still
 	// waits at the old one: its outcome was unknown, not lost.
 	var first any
@@ -111,6 +84,44 @@ func unknownOutcomeRound(t *testing.T, ec *e2eCluster, name, fenceKey string, se
 		t.Fatalf("%s: the lock is %v, want still the first grant (fence %v)", a.label, lock, first)
 	}
 	return a
+}
+
+// failOverWithAnswersLost drops every answer the followers send the
+// leader, calls send, waits until the leader steps down (its lease runs
+// out), then cuts it off and restores the followers' links until one of
+// them leads, and returns that one. The old leader stays cut off.
+func failOverWithAnswersLost(t *testing.T, ec *e2eCluster, lead int, send func()) int {
+	t.Helper()
+	var followers []int
+	for i := range ec.nodes {
+		if i != lead {
+			followers = append(followers, i)
+		}
+	}
+	for _, f := range followers {
+		ec.raftProxies[f].DropReplies(true)
+	}
+	send()
+	waitUntil(t, 20*time.Second, "the leader that hears no answers to step down", func() bool {
+		return !ec.nodes[lead].cluster.IsLeader()
+	})
+	// Its log is as long as theirs: cut it off, so that a follower
+	// holding the entry wins.
+	ec.isolate(lead, true)
+	for _, f := range followers {
+		ec.raftProxies[f].DropReplies(false)
+	}
+	now := -1
+	waitUntil(t, 20*time.Second, "a follower to lead", func() bool {
+		for _, f := range followers {
+			if ec.nodes[f].cluster.IsLeader() {
+				now = f
+				return true
+			}
+		}
+		return false
+	})
+	return now
 }
 
 // carriedRequestID is the request_id of the first redirect a followed.
