@@ -17,6 +17,7 @@ import (
 
 	"github.com/doubledutch/doubledutch/cluster"
 	"github.com/doubledutch/doubledutch/cluster/tlsutil"
+	"github.com/doubledutch/doubledutch/internal/ddtest"
 	"github.com/doubledutch/doubledutch/internal/testlog"
 )
 
@@ -34,12 +35,34 @@ type e2eCluster struct {
 	tlsConf *tls.Config
 	client  *http.Client // does not follow redirects
 	follow  *http.Client // follows redirects
+	// raftProxies, with e2eOptions.raftProxies, stand in front of each
+	// node's Raft port: every Raft connection to node i goes through
+	// raftProxies[i], so a test can cut what node i answers, or cut node
+	// k's connections to it (node k dials from raftIP(k)).
+	raftProxies []*ddtest.Proxy
+}
+
+// e2eOptions varies the cluster startE2EClusterWith starts.
+type e2eOptions struct {
+	tls         bool // the API is HTTPS with a generated CA
+	raftProxies bool // Raft traffic goes through ddtest proxies
+	// heartbeat, election and lease replace the harness's Raft timeouts
+	// when heartbeat is set.
+	heartbeat, election, lease time.Duration
+	leaderWait                 time.Duration // replaces --leader-wait's default when set
 }
 
 // startE2ECluster starts three nodes; with useTLS the API is HTTPS with a
 // generated CA that the test clients verify.
 func startE2ECluster(t testing.TB, useTLS bool) *e2eCluster {
 	t.Helper()
+	return startE2EClusterWith(t, e2eOptions{tls: useTLS})
+}
+
+// startE2EClusterWith starts three nodes as opts says.
+func startE2EClusterWith(t testing.TB, opts e2eOptions) *e2eCluster {
+	t.Helper()
+	useTLS := opts.tls
 	dir := t.TempDir()
 	var tlsConf *tls.Config
 	if useTLS {
@@ -52,11 +75,28 @@ func startE2ECluster(t testing.TB, useTLS bool) *e2eCluster {
 	var voters []cluster.Voter
 	for i := 0; i < 3; i++ {
 		apiLns = append(apiLns, listen(t))
-		raftLns = append(raftLns, listen(t))
+		if opts.raftProxies {
+			// Its own loopback IP, which its Raft dials leave from too
+			// (cluster's dialSource): a proxy tells the dialing node apart.
+			raftLns = append(raftLns, listenOn(t, raftIP(i)))
+		} else {
+			raftLns = append(raftLns, listen(t))
+		}
 		voters = append(voters, cluster.Voter{ID: fmt.Sprintf("node%d", i+1), Address: raftLns[i].Addr().String()})
 	}
-	sink := testlog.Writer(t) // stops after the cleanup below shut the nodes down
 	ec := &e2eCluster{t: t, tlsConf: tlsConf}
+	if opts.raftProxies {
+		for i := range voters {
+			p, err := ddtest.NewProxy(voters[i].Address)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(p.Close) // after the nodes' shutdown (cleanups run last first)
+			ec.raftProxies = append(ec.raftProxies, p)
+			voters[i].Address = p.Addr()
+		}
+	}
+	sink := testlog.Writer(t) // stops after the cleanup below shut the nodes down
 	tr := &http.Transport{TLSClientConfig: tlsConf, MaxIdleConnsPerHost: 1100}
 	ec.client = &http.Client{Transport: tr, Timeout: 30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -72,6 +112,15 @@ func startE2ECluster(t testing.TB, useTLS bool) *e2eCluster {
 		// Longer than the serve defaults: the race detector and 1000
 		// concurrent clients on two cores can starve a 250 ms leader lease.
 		cfg.Heartbeat, cfg.Election, cfg.LeaderLease = time.Second, time.Second, 500*time.Millisecond
+		if opts.heartbeat > 0 {
+			cfg.Heartbeat, cfg.Election, cfg.LeaderLease = opts.heartbeat, opts.election, opts.lease
+		}
+		if opts.raftProxies {
+			cfg.RaftAdvertise = voters[i].Address
+		}
+		if opts.leaderWait > 0 {
+			cfg.LeaderWait = opts.leaderWait
+		}
 		if useTLS {
 			cfg.HTTP = false
 			cfg.TLSCert = filepath.Join(dir, "certs", cfg.NodeID+".crt")
@@ -98,6 +147,18 @@ func listen(t testing.TB) net.Listener {
 	}
 	return l
 }
+
+func listenOn(t testing.TB, ip string) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// raftIP is node i's own loopback IP in a cluster with Raft proxies.
+func raftIP(i int) string { return fmt.Sprintf("127.0.0.%d", i+1) }
 
 func loadCA(t testing.TB, path string) *x509.CertPool {
 	t.Helper()
@@ -181,5 +242,16 @@ func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() boo
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// isolate cuts node i's Raft traffic off from the other nodes, both ways
+// (on), or restores it: needs e2eOptions.raftProxies.
+func (ec *e2eCluster) isolate(i int, on bool) {
+	ec.raftProxies[i].Blackhole(on)
+	for j, p := range ec.raftProxies {
+		if j != i {
+			p.CutFrom(raftIP(i), on)
+		}
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"sync"
 )
 
-// Proxy is a TCP proxy in front of one node's API that can drop traffic
+// Proxy is a TCP proxy in front of one node's API or Raft port that can drop traffic
 // the way a broken network does: a blackholed proxy keeps connections
 // open and forwards nothing, so the client's requests run into its own
 // timeouts instead of failing fast.
@@ -16,8 +16,10 @@ type Proxy struct {
 
 	mu        sync.Mutex
 	blackhole bool
-	dropNext  bool // drop every reply byte of the next connection that answers
-	dropped   int  // replies dropped by dropNext
+	replies   bool            // DropReplies: drop every reply byte
+	cutFrom   map[string]bool // CutFrom: source IPs whose connections are blackholed
+	dropNext  bool            // drop every reply byte of the next connection that answers
+	dropped   int             // replies dropped by dropNext
 	conns     map[*proxyConn]struct{}
 	closed    bool
 	wg        sync.WaitGroup
@@ -25,8 +27,9 @@ type Proxy struct {
 
 type proxyConn struct {
 	down, up net.Conn
-	dropping bool // guarded by Proxy.mu: this connection's replies are dropped
-	tainted  bool // guarded by Proxy.mu: bytes were dropped; close on restore
+	src      string // the dialer's IP
+	dropping bool   // guarded by Proxy.mu: this connection's replies are dropped
+	tainted  bool   // guarded by Proxy.mu: bytes were dropped; close on restore
 }
 
 // NewProxy listens on a free loopback port and forwards to target.
@@ -35,7 +38,7 @@ func NewProxy(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{ln: ln, target: target, conns: make(map[*proxyConn]struct{})}
+	p := &Proxy{ln: ln, target: target, conns: make(map[*proxyConn]struct{}), cutFrom: make(map[string]bool)}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -51,9 +54,40 @@ func (p *Proxy) Blackhole(on bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.blackhole = on
-	if on {
-		return
+	if !on {
+		p.closeTainted()
 	}
+}
+
+// DropReplies starts (on) or stops dropping every reply byte (what the
+// node behind the proxy sends back) on open and new connections, while
+// what the dialer sends still arrives: the node acts on requests whose
+// answers are lost. Stopping closes the connections that lost bytes.
+func (p *Proxy) DropReplies(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.replies = on
+	if !on {
+		p.closeTainted()
+	}
+}
+
+// CutFrom starts (on) or stops blackholing, both ways, the connections
+// dialed from ip, open and new: with every node dialing from its own
+// loopback IP, the proxy in front of node j cuts node i off from it while
+// the other nodes still reach it. Stopping closes the connections that
+// lost bytes.
+func (p *Proxy) CutFrom(ip string, on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cutFrom[ip] = on
+	if !on {
+		p.closeTainted()
+	}
+}
+
+// closeTainted closes the connections whose stream lost bytes. p.mu held.
+func (p *Proxy) closeTainted() {
 	for c := range p.conns {
 		if c.tainted {
 			c.down.Close()
@@ -103,6 +137,9 @@ func (p *Proxy) accept() {
 			continue
 		}
 		c := &proxyConn{down: down, up: up}
+		if a, ok := down.RemoteAddr().(*net.TCPAddr); ok {
+			c.src = a.IP.String()
+		}
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
@@ -154,7 +191,7 @@ func (p *Proxy) drop(c *proxyConn, reply bool) bool {
 		c.dropping = true
 		p.dropped++
 	}
-	if p.blackhole || (reply && c.dropping) {
+	if p.blackhole || p.cutFrom[c.src] || (reply && (c.dropping || p.replies)) {
 		c.tainted = true
 		return true
 	}
