@@ -42,8 +42,9 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	c := client.New(strings.Split(*endpoints, ","), *key, &tls.Config{InsecureSkipVerify: *insecure})
+	tlsConf := &tls.Config{InsecureSkipVerify: *insecure}
 	if *mode == "failover" {
+		c := client.New(strings.Split(*endpoints, ","), *key, tlsConf)
 		w, _ := strconv.Atoi(strings.Split(*workers, ",")[0])
 		err := runFailover(ctx, c, failoverConfig{endpoints: strings.Split(*endpoints, ","), workers: max(w, 1), reps: *reps,
 			settle: *settle, maxWait: 30 * time.Second, killCmd: *killCmd, restartCmd: *restartCmd, lifetime: *lifetime})
@@ -53,6 +54,7 @@ func main() {
 		}
 		return
 	}
+	target := loadgen.Target{Endpoints: strings.Split(*endpoints, ","), Key: *key, TLS: tlsConf}
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	fmt.Println("| scenario | workers | pairs/s | pair p50 | pair p99 | errors |")
 	fmt.Println("|---|---|---|---|---|---|")
@@ -64,7 +66,7 @@ func main() {
 				os.Exit(2)
 			}
 			cell := loadgen.Cell{Scenario: sc, Workers: w, Warmup: *warmup, Duration: *duration, Lifetime: *lifetime}
-			r, err := loadgen.Run(ctx, c, cell, run)
+			r, err := loadgen.Run(ctx, target, cell, run)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "ddload:", err)
 				os.Exit(1)
