@@ -193,6 +193,10 @@ type busyError struct {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	setJSONHeaders(w)
 	w.WriteHeader(status)
+	if a, ok := v.(jsonAppender); ok {
+		_, _ = w.Write(a.appendJSON(make([]byte, 0, 256)))
+		return
+	}
 	_ = json.NewEncoder(w).Encode(v)
 }
 
