@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -12,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"strconv"
 	"strings"
@@ -29,8 +31,9 @@ type Target struct {
 // machine), so what it spends per pair is taken from the servers' share.
 // A worker therefore keeps one HTTP/1.1 connection of its own and speaks
 // on it directly: each request is written whole from a reused buffer and
-// its answer read with http.ReadResponse, with no transport goroutines,
-// pools or per-call maps. What goes over the wire is what client.Client
+// its answer parsed in place (status line, the four headers that matter,
+// the body into a reused buffer), with no transport goroutines, pools,
+// header maps or per-call contexts. What goes over the wire is what client.Client
 // sends (a v1 acquire, then a release, each with a request id and the
 // bearer key), and failures are handled the same way: a redirect is
 // followed (and the leader remembered), a transport failure or a
@@ -231,19 +234,12 @@ func (c *conn) roundTrip(ctx context.Context, method, path string, body []byte, 
 		c.close()
 		return 0, "", err
 	}
-	resp, err := http.ReadResponse(c.br, nil)
+	status, loc, err := c.readResponse()
 	if err != nil {
 		c.close()
 		return 0, "", err
 	}
-	c.resp, err = readBody(c.resp[:0], resp)
-	if err != nil || resp.Close {
-		c.close()
-	}
-	if err != nil {
-		return 0, "", err
-	}
-	return resp.StatusCode, resp.Header.Get("Location"), nil
+	return status, loc, nil
 }
 
 func (c *conn) writeRequest(b []byte, method, path string, body []byte) []byte {
@@ -263,10 +259,71 @@ func (c *conn) writeRequest(b []byte, method, path string, body []byte) []byte {
 	return append(b, body...)
 }
 
-// readBody reads resp's whole body into dst (bounded, like the client's).
-func readBody(dst []byte, resp *http.Response) ([]byte, error) {
-	defer resp.Body.Close()
-	r := io.LimitReader(resp.Body, 16<<20)
+// readResponse reads one answer: the status line, the few headers that
+// matter here (Content-Length, Transfer-Encoding, Location, Connection)
+// without building a header map, and the body into c.resp. A chunked
+// body is read with net/http's own chunked reader.
+func (c *conn) readResponse() (status int, loc string, err error) {
+	line, err := c.br.ReadSlice('\n')
+	if err != nil {
+		return 0, "", err
+	}
+	// "HTTP/1.1 200 OK\r\n"
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
+		return 0, "", fmt.Errorf("loadgen: malformed status line %q", line)
+	}
+	if status, err = strconv.Atoi(string(line[9:12])); err != nil {
+		return 0, "", fmt.Errorf("loadgen: malformed status line %q", line)
+	}
+	length, chunked, closing := int64(-1), false, false
+	for {
+		line, err = c.br.ReadSlice('\n')
+		if err != nil {
+			return 0, "", err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			break
+		}
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return 0, "", fmt.Errorf("loadgen: malformed header %q", line)
+		}
+		v = bytes.TrimSpace(v)
+		switch {
+		case bytes.EqualFold(k, []byte("Content-Length")):
+			if length, err = strconv.ParseInt(string(v), 10, 64); err != nil || length < 0 || length > maxBody {
+				return 0, "", fmt.Errorf("loadgen: bad Content-Length %q", v)
+			}
+		case bytes.EqualFold(k, []byte("Transfer-Encoding")):
+			chunked = bytes.EqualFold(v, []byte("chunked"))
+		case bytes.EqualFold(k, []byte("Location")):
+			loc = string(v)
+		case bytes.EqualFold(k, []byte("Connection")):
+			closing = bytes.EqualFold(v, []byte("close"))
+		}
+	}
+	switch {
+	case chunked:
+		c.resp, err = readAll(c.resp[:0], io.LimitReader(httputil.NewChunkedReader(c.br), maxBody))
+	case length >= 0:
+		c.resp = append(c.resp[:0], make([]byte, length)...)
+		_, err = io.ReadFull(c.br, c.resp)
+	default: // body until the connection closes
+		c.resp, err = readAll(c.resp[:0], io.LimitReader(c.br, maxBody))
+		closing = true
+	}
+	if err == nil && closing {
+		c.close()
+	}
+	return status, loc, err
+}
+
+// maxBody bounds an answer's body, as the client's.
+const maxBody = 16 << 20
+
+// readAll reads r to its end into dst.
+func readAll(dst []byte, r io.Reader) ([]byte, error) {
 	for {
 		if len(dst) == cap(dst) {
 			dst = append(dst, 0)[:len(dst)]

@@ -81,6 +81,12 @@ func BenchmarkPairsHTTP(b *testing.B) {
 			// pair: on a shared machine steadier than the wall clock.
 			b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-us/op")
 			b.ReportMetric(float64(r.P50.Microseconds())/1000, "p50-ms")
+			var entries, commands uint64
+			for _, n := range ec.nodes {
+				e, c := n.cluster.ProposalStats()
+				entries, commands = entries+e, commands+c
+			}
+			b.ReportMetric(float64(commands)/float64(max(entries, 1)), "cmds/entry")
 		})
 	}
 }
