@@ -1,6 +1,8 @@
 package api
 
 import (
+	"context"
+
 	"github.com/doubledutch/doubledutch/cluster/locking"
 	"github.com/doubledutch/doubledutch/fsm"
 )
@@ -23,4 +25,11 @@ func refusal(res fsm.Result, requestID string) error {
 			fsm.MaxDedup, fsm.DedupRate, fsm.DedupTTL/1000)
 	}
 	return nil
+}
+
+// acquire asks the waiting layer for the lock. Time the request spent
+// waiting for a leader (route wrapper) is taken off its lock wait.
+func (s *Server) acquire(ctx context.Context, p acquireParams) (fsm.Result, error) {
+	p.Wait = max(p.Wait-leaderWaited(ctx), 0)
+	return s.locks.Acquire(ctx, p)
 }

@@ -22,6 +22,7 @@ const (
 	DefaultMaxBodyBytes      = 64 << 10
 	DefaultProposeTimeout    = 10 * time.Second
 	DefaultRetryAfter        = time.Second
+	DefaultLeaderWait        = 5 * time.Second
 	DefaultBodyTimeout       = 10 * time.Second // a 64 KiB body needs only 6.5 KB/s
 	DefaultHeaderTimeout     = 10 * time.Second
 	DefaultWriteTimeout      = time.Minute
@@ -82,6 +83,11 @@ type Config struct {
 	ProposeTimeout time.Duration
 	// RetryAfter is the Retry-After hint sent with 429 and 503 answers.
 	RetryAfter time.Duration
+	// LeaderWait bounds how long a request that needs the leader waits
+	// for one while none is known (an election, a leader starting or just
+	// lost) before it gets 503 no_leader. Default 5 s. It applies also to
+	// acquires with no lock wait, and is charged against a lock wait.
+	LeaderWait time.Duration
 	// BodyTimeout bounds reading a request body once its headers are in
 	// (default 10 s); a slower body gets 408 body_timeout and the
 	// connection is closed. It does not bound waiting for a lock.
@@ -121,6 +127,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDur(&c.MaxWait, DefaultMaxWait)
 	setDur(&c.ProposeTimeout, DefaultProposeTimeout)
 	setDur(&c.RetryAfter, DefaultRetryAfter)
+	setDur(&c.LeaderWait, DefaultLeaderWait)
 	setDur(&c.BodyTimeout, DefaultBodyTimeout)
 	setDur(&c.HeaderTimeout, DefaultHeaderTimeout)
 	setDur(&c.WriteTimeout, DefaultWriteTimeout)

@@ -80,6 +80,7 @@ func (f *fakeCluster) setLeader(li cluster.LeaderInfo) {
 	if was != li.IsSelf {
 		f.emit(cluster.Event{Kind: cluster.EventLeadership, IsLeader: li.IsSelf})
 	}
+	f.emit(cluster.Event{Kind: cluster.EventLeaderChanged})
 }
 
 func (f *fakeCluster) setOnPropose(fn func(ctx context.Context, c fsm.Command) error) {

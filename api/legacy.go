@@ -93,7 +93,7 @@ func (s *Server) getLock(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 	if err != nil {
 		return err
 	}
-	res, err := s.locks.Acquire(r.Context(), p)
+	res, err := s.acquire(r.Context(), p)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,9 @@ package api
 
 import (
 	"net/http"
+	"net/url"
 	"testing"
+	"time"
 
 	"github.com/doubledutch/doubledutch/cluster"
 )
@@ -37,7 +39,7 @@ func TestFollowerRedirectsWithMethodPathAndQuery(t *testing.T) {
 }
 
 func TestNoLeaderIs503WithRetryAfter(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, func(c *Config) { c.LeaderWait = 50 * time.Millisecond })
 	for _, li := range []cluster.LeaderInfo{
 		{},         // no leader known
 		{ID: "n2"}, // leader known, URL not yet announced
@@ -100,7 +102,9 @@ func TestProposalOnLostLeadershipRedirects(t *testing.T) {
 		return cluster.ErrNotLeader
 	})
 	rec := h.v1(http.MethodPost, "/v1/locks/a?x=1", `{"lifetime":3}`)
-	if rec.Code != http.StatusTemporaryRedirect || rec.Header().Get("Location") != "https://n2.test:8443/v1/locks/a?x=1" {
+	loc, err := url.Parse(rec.Header().Get("Location"))
+	if rec.Code != http.StatusTemporaryRedirect || err != nil || loc.Host != "n2.test:8443" || loc.Path != "/v1/locks/a" ||
+		loc.Query().Get("x") != "1" || loc.Query().Get("request_id") == "" {
 		t.Fatalf("status %d Location %q", rec.Code, rec.Header().Get("Location"))
 	}
 }

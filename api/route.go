@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"slices"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
 )
@@ -62,6 +64,7 @@ func (s *Server) register(rt route) {
 			s.writeError(w, r, rt.shape, err)
 			return
 		}
+		r = r.WithContext(context.WithValue(r.Context(), startKey{}, time.Now()))
 		if rt.takesBody() {
 			if err := s.preloadBody(w, r); err != nil {
 				s.writeError(w, r, rt.shape, err)
@@ -69,8 +72,10 @@ func (s *Server) register(rt route) {
 			}
 		}
 		if s.mustRedirect(r, rt.where) {
-			s.redirectToLeader(w, r, rt.shape)
-			return
+			var here bool
+			if r, here = s.reachLeader(w, r, rt.shape); !here {
+				return
+			}
 		}
 		if err := rt.handle(w, r, ps); err != nil {
 			s.fail(w, r, rt.shape, err)
@@ -78,11 +83,10 @@ func (s *Server) register(rt route) {
 	}))
 }
 
-// fail answers a handler's error. A proposal that found this node no
-// longer leading is redirected like any request reaching a follower.
+// fail answers a handler's error. A request that lost its leader on the
+// way is carried to the next one when that is safe (carryAcross).
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, sh shape, err error) {
-	if isNotLeader(err) {
-		s.redirectToLeader(w, r, sh)
+	if s.carryAcross(w, r, sh, err) {
 		return
 	}
 	s.writeError(w, r, sh, err)

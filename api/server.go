@@ -26,6 +26,11 @@ type Server struct {
 	opsp    *opsParts // metrics, readiness and operations (ops.go)
 
 	closeOnce sync.Once
+	// leaderChanged wakes requests waiting for a leader; leaderWaiters
+	// counts them; unsubLeader stops following leadership events.
+	leaderChanged leaderSignal
+	leaderWaiters atomic.Int32
+	unsubLeader   func()
 	// httpSrv is the server HTTPServer built, whose idle connections
 	// Listener sheds at its connection cap.
 	httpSrv atomic.Pointer[http.Server]
@@ -56,6 +61,7 @@ func New(cfg Config, c Cluster, log hclog.Logger) (*Server, error) {
 	for _, rt := range s.routes() {
 		s.register(rt)
 	}
+	s.unsubLeader = c.Subscribe(s.onLeaderEvent)
 	return s, nil
 }
 
@@ -65,6 +71,7 @@ func New(cfg Config, c Cluster, log hclog.Logger) (*Server, error) {
 // wait get 503 too; others are still served.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
+		s.unsubLeader()
 		s.opsp.close()
 		s.locks.Close()
 	})

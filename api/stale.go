@@ -50,9 +50,13 @@ type healthResponse struct {
 	LastContact any  `json:"last_contact"`
 	CaughtUp    bool `json:"caught_up"`
 	// Guarded: this node forgot Raft state and withholds its vote until
-	// caught up (README, "A wiped voter forgets...").
-	Guarded bool   `json:"guarded"`
-	Reason  string `json:"reason,omitempty"`
+	// caught up (docs/design.md, The vote guard).
+	Guarded bool `json:"guarded"`
+	// DiskFree is the free space where the data directory lives (bytes);
+	// DiskLow is true below the node's low mark (a warning is logged).
+	DiskFree uint64 `json:"disk_free_bytes"`
+	DiskLow  bool   `json:"disk_low"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 // health serves GET /v1/health without a key: 200 while this node knows a
@@ -65,7 +69,8 @@ func (s *Server) health(w http.ResponseWriter, _ *http.Request, _ httprouter.Par
 	}
 	lag := s.cluster.Lag()
 	out := healthResponse{Status: "ok", NodeID: s.selfID, LeaderID: li.ID, IsLeader: li.IsSelf,
-		Behind: lag.EntriesBehind, LastContact: "unknown", CaughtUp: lag.CaughtUp, Guarded: lag.Guarded}
+		Behind: lag.EntriesBehind, LastContact: "unknown", CaughtUp: lag.CaughtUp, Guarded: lag.Guarded,
+		DiskFree: lag.DiskFree, DiskLow: lag.DiskLow}
 	if lag.Contacted {
 		out.LastContact = lag.SinceContact.Seconds()
 	}

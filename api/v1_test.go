@@ -238,8 +238,6 @@ func TestClusterErrorsMapToStatuses(t *testing.T) {
 		{fmt.Errorf("enqueue: %w", cluster.ErrNotApplied), http.StatusServiceUnavailable, "unavailable"},
 		{cluster.ErrShutdown, http.StatusServiceUnavailable, "unavailable"},
 		{errors.New("disk on fire"), http.StatusInternalServerError, "internal"},
-		// Leadership lost with the command in flight: unknown, not a redirect.
-		{fmt.Errorf("%w: %w", cluster.ErrNotLeader, cluster.ErrUnknownOutcome), http.StatusGatewayTimeout, "unknown_outcome"},
 	} {
 		h := newHarness(t)
 		// The release's token holds the lock, so it is proposed (a

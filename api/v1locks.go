@@ -85,7 +85,7 @@ func (s *Server) acquireLock(w http.ResponseWriter, r *http.Request, ps httprout
 	if err != nil {
 		return err
 	}
-	res, err := s.locks.Acquire(r.Context(), p)
+	res, err := s.acquire(r.Context(), p)
 	if err != nil {
 		return err
 	}

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"sort"
-	"strings"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -185,7 +186,9 @@ func TestWaiterTimesOutOnALongLock(t *testing.T) {
 	}
 }
 
-func TestLeadershipLossEndsWaiters(t *testing.T) {
+// A waiter whose leader steps down has nothing in flight: it is carried
+// to the next leader with a 307 that keeps what is left of its wait.
+func TestLeadershipLossCarriesWaiters(t *testing.T) {
 	h := newHarness(t)
 	h.acquire("q", "")
 	v1 := h.waitFor(context.Background(), "q", `{"wait":20}`)
@@ -196,10 +199,18 @@ func TestLeadershipLossEndsWaiters(t *testing.T) {
 	eventually(t, "legacy waiter", func() bool { return h.s.locks.Waiters("q") == before+1 })
 	h.f.setLeader(otherLeader)
 	// A waiter whose leader stepped down is carried to the new leader
-	// (issue 10 item 2): nothing of it was applied here.
-	for _, rec := range []*httptest.ResponseRecorder{await(t, v1), await(t, legacy)} {
-		if rec.Code != http.StatusTemporaryRedirect || !strings.HasPrefix(rec.Header().Get("Location"), otherLeader.APIURL) {
-			t.Fatalf("waiter at a deposed leader answered %d %v", rec.Code, rec.Header())
+	// (issue 10 item 2) with what is left of its wait: nothing of it was
+	// applied here.
+	for _, c := range []struct {
+		rec     *httptest.ResponseRecorder
+		waitKey string
+	}{{await(t, v1), "wait"}, {await(t, legacy), "timeout"}} {
+		loc, err := url.Parse(c.rec.Header().Get("Location"))
+		if c.rec.Code != http.StatusTemporaryRedirect || err != nil || loc.Host != "n2.test:8443" {
+			t.Fatalf("waiter at a deposed leader answered %d %v", c.rec.Code, c.rec.Header())
+		}
+		if left, err := strconv.ParseFloat(loc.Query().Get(c.waitKey), 64); err != nil || left > 20 || left < 10 {
+			t.Fatalf("waiter carried as %s", loc)
 		}
 	}
 	if h.s.locks.Size() != 0 {

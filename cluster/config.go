@@ -45,15 +45,23 @@ type Config struct {
 	RaftClientTLS *tls.Config
 
 	// TickInterval is the safety-net tick while locks are held (the
-	// original's "precision"). Default 333 ms.
+	// original's "precision"). Default 333 ms, at most MaxTickInterval.
 	TickInterval time.Duration
 	// StallThreshold: a leader whose clock goroutine was not scheduled for
 	// this long stops stamping until it has verified leadership again; the
-	// stalled time is not counted. Default 2 s.
-	StallThreshold     time.Duration
-	HeartbeatTimeout   time.Duration // default 1 s
-	ElectionTimeout    time.Duration // default 1 s
-	LeaderLeaseTimeout time.Duration // default 500 ms
+	// stalled time is not counted. Default 2 s, between MinStallThreshold
+	// and MaxStallThreshold. The clock goroutine beats every quarter of it,
+	// whatever TickInterval is, so a long tick never looks like a stall.
+	StallThreshold time.Duration
+	// Raft timeouts, LAN defaults 500/500/250 ms: measured on loopback
+	// with fsync, a killed or stopped leader is replaced in about 0.6 s
+	// (followers check contact as soon as a heartbeat timeout passes,
+	// watchLeaderContact), and a 60 s soak at 64 workers saw no election
+	// (BenchmarkSoakElections). Shorter timeouts caused spurious
+	// elections under CPU load.
+	HeartbeatTimeout   time.Duration // default 500 ms
+	ElectionTimeout    time.Duration // default 500 ms
+	LeaderLeaseTimeout time.Duration // default 250 ms
 	// ApplyTimeout bounds how long a proposal may wait to enter Raft's
 	// queue; past it the command is not applied. Default 5 s.
 	ApplyTimeout      time.Duration
@@ -64,6 +72,11 @@ type Config struct {
 	// behind the commit index refuses stale reads (ErrTooStale). Default
 	// 1000.
 	StaleReadMaxBehind uint64
+	// DiskLowBytes: free space in the data directory's file system below
+	// which the node warns in its log and reports disk_low. Default 64 MiB.
+	DiskLowBytes uint64
+	// DiskCheckInterval is how often free space is checked. Default 10 s.
+	DiskCheckInterval time.Duration
 	// NoSync turns off fsync of the Raft log. Only for benchmarks that
 	// measure the cost of fsync; never the default.
 	NoSync bool
@@ -71,10 +84,35 @@ type Config struct {
 	// Logger is the root logger; the node and Raft use named children.
 	Logger hclog.Logger
 
+	// failAnnounces makes the first announces of API URLs fail (tests).
+	failAnnounces int32
 	// interceptRPC, set only by tests, cuts an incoming Raft RPC (answered
 	// with an error) when it returns true: an injected network fault.
 	interceptRPC func(raft.RPC) bool
 }
+
+// Default Raft timeouts (see Config.HeartbeatTimeout).
+const (
+	DefaultHeartbeatTimeout   = 500 * time.Millisecond
+	DefaultElectionTimeout    = 500 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 250 * time.Millisecond
+)
+
+// Bounds on the clock settings (Validate). MaxTickInterval matches the
+// original command line's bound on "p"; an idle leader ticks every
+// MaxClockStep/2 anyway, so longer ticks only thin out the safety net. A stall threshold below MinStallThreshold would flag ordinary scheduling
+// jitter on a loaded machine as stalls, and one above MaxStallThreshold
+// would let a paused leader stamp after a pause that long.
+const (
+	MaxTickInterval   = time.Minute
+	MinStallThreshold = 200 * time.Millisecond
+	MaxStallThreshold = 10 * time.Second
+)
+
+// beatInterval is how often the leader's clock goroutine wakes at the
+// least: a quarter of the stall threshold, so that only a pause of several
+// missed beats counts as a stall, independent of the tick setting.
+func (c *Config) beatInterval() time.Duration { return c.StallThreshold / 4 }
 
 func (c *Config) setDefaults() {
 	def := func(d *time.Duration, v time.Duration) {
@@ -84,13 +122,17 @@ func (c *Config) setDefaults() {
 	}
 	def(&c.TickInterval, 333*time.Millisecond)
 	def(&c.StallThreshold, 2*time.Second)
-	def(&c.HeartbeatTimeout, time.Second)
-	def(&c.ElectionTimeout, time.Second)
-	def(&c.LeaderLeaseTimeout, 500*time.Millisecond)
+	def(&c.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	def(&c.ElectionTimeout, DefaultElectionTimeout)
+	def(&c.LeaderLeaseTimeout, DefaultLeaderLeaseTimeout)
 	def(&c.ApplyTimeout, 5*time.Second)
 	def(&c.SnapshotInterval, 2*time.Minute)
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 8192
+	}
+	def(&c.DiskCheckInterval, 10*time.Second)
+	if c.DiskLowBytes == 0 {
+		c.DiskLowBytes = 64 << 20
 	}
 	if c.StaleReadMaxBehind == 0 {
 		c.StaleReadMaxBehind = 1000
@@ -135,6 +177,17 @@ func (c *Config) Validate() error {
 	}
 	if c.TickInterval < 0 || c.StallThreshold < 0 || c.ApplyTimeout < 0 {
 		return errors.New("cluster: durations must not be negative")
+	}
+	return c.validateClock()
+}
+
+// validateClock checks the clock settings against their bounds.
+func (c *Config) validateClock() error {
+	if c.TickInterval > MaxTickInterval {
+		return fmt.Errorf("cluster: tick interval %v exceeds the maximum %v", c.TickInterval, MaxTickInterval)
+	}
+	if c.StallThreshold < MinStallThreshold || c.StallThreshold > MaxStallThreshold {
+		return fmt.Errorf("cluster: stall threshold %v is outside [%v, %v]", c.StallThreshold, MinStallThreshold, MaxStallThreshold)
 	}
 	return nil
 }

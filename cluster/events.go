@@ -35,11 +35,9 @@ func (n *Node) onApply(r fsm.Result) {
 	if n.guard != nil {
 		n.guard.caughtUp() // lift the guard while the term is still the leader's
 	}
-	if n.readWaiters.Load() > 0 {
-		n.appliedMu.Lock()
-		close(n.appliedNotify)
-		n.appliedNotify = make(chan struct{})
-		n.appliedMu.Unlock()
+	n.notifyApplied()
+	if r.Outcome == fsm.Announced {
+		n.emit(Event{Kind: EventLeaderChanged})
 	}
 	n.ops.applied(r)
 	if len(r.Freed) > 0 {

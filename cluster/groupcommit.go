@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"github.com/hashicorp/raft"
 	"sync"
 	"sync/atomic"
 
@@ -173,7 +174,11 @@ func (s slot) finish(r fsm.Result, err error) {
 // its own result.
 func (b *proposer) commit(batch []*proposal) {
 	n := b.n
+	t := n.leading.Load()
 	stamp, err := n.clock.now()
+	if err == nil && t == nil {
+		err = ErrNotLeader
+	}
 	if err != nil {
 		for _, p := range batch {
 			p.finish(fsm.Result{}, err)
@@ -188,9 +193,15 @@ func (b *proposer) commit(batch []*proposal) {
 	}
 	b.entries.Add(1)
 	b.commands.Add(uint64(len(cmds)))
-	f := n.raft.Apply(fsm.EncodeEntry(cmds), n.cfg.ApplyTimeout)
-	if err := f.Error(); err != nil {
+	// The stamp's term travels with the entry (see stamp.go).
+	f := n.raft.ApplyLog(raft.Log{Data: fsm.EncodeEntry(cmds), Extensions: stampTerm(t.term)}, n.cfg.ApplyTimeout)
+	err = f.Error()
+	if err != nil {
 		err = classify(err)
+	} else if refused, ok := f.Response().(error); ok {
+		err = refused // a stale stamp: not applied anywhere
+	}
+	if err != nil {
 		for _, s := range slots {
 			s.finish(fsm.Result{}, err)
 		}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -25,11 +26,12 @@ type Lag struct {
 	AppliedIndex uint64
 	// EntriesBehind is CommitIndex minus AppliedIndex (0 when ahead).
 	EntriesBehind uint64
-	// Contacted is false while no leader has been heard since start
-	// (then SinceContact means nothing); always true on the leader.
+	// Contacted is false while no leader has been heard since start;
+	// always true on the leader. Report "unknown" then, not SinceContact.
 	Contacted bool
 	// SinceContact is the time since a leader was last heard, 0 on the
-	// leader. A follower cut off from the leader hears no new commit
+	// leader, the largest duration when never (so that a bound on it
+	// fails). A follower cut off from the leader hears no new commit
 	// index: its EntriesBehind stays small while this grows.
 	SinceContact time.Duration
 	// CaughtUp is true once this node has applied the commit index of
@@ -41,6 +43,10 @@ type Lag struct {
 	MaxBehind uint64
 	// ShuttingDown is true once Close or Kill began.
 	ShuttingDown bool
+	// DiskFree is the free space (bytes) where the data directory lives,
+	// and DiskLow whether it is below the low mark (Config.DiskLowBytes).
+	DiskFree uint64
+	DiskLow  bool
 }
 
 // StaleReadErr says why a stale read must be refused (ErrTooStale), or
@@ -55,7 +61,7 @@ func (l Lag) StaleReadErr() error {
 	return nil
 }
 
-// Lag reports this node's progress. It is cheap (no disk, no RPC).
+// Lag reports this node's progress. It is cheap (one statfs, no RPC).
 func (n *Node) Lag() Lag {
 	l := Lag{
 		LeaderID:  n.Leader().ID,
@@ -68,12 +74,18 @@ func (n *Node) Lag() Lag {
 	if l.CommitIndex > l.AppliedIndex {
 		l.EntriesBehind = l.CommitIndex - l.AppliedIndex
 	}
-	if l.IsLeader {
+	switch last := n.raft.LastContact(); {
+	case l.IsLeader:
 		l.Contacted = true
-	} else if last := n.raft.LastContact(); !last.IsZero() {
+	case last.IsZero():
+		l.SinceContact = time.Duration(math.MaxInt64)
+	default:
 		l.Contacted, l.SinceContact = true, time.Since(last)
 	}
 	l.CaughtUp = n.caughtUpSinceStart(l)
+	if free, _, err := diskSpace(n.cfg.DataDir); err == nil {
+		l.DiskFree, l.DiskLow = free, n.diskLow(free)
+	}
 	select {
 	case <-n.closing:
 		l.ShuttingDown = true

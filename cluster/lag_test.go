@@ -9,6 +9,23 @@ import (
 	"github.com/hashicorp/raft"
 )
 
+// leaderNot waits for a leader other than id, moving leadership off id.
+func (tc *testCluster) leaderNot(id string) *Node {
+	tc.t.Helper()
+	lead := tc.leader()
+	if lead.ID() != id {
+		return lead
+	}
+	if err := lead.raft.LeadershipTransfer().Error(); err != nil {
+		tc.t.Fatal(err)
+	}
+	waitFor(tc.t, 10*time.Second, "a leader other than "+id, func() bool {
+		lead = tc.leader()
+		return lead.ID() != id
+	})
+	return lead
+}
+
 // A follower that hears the leader's commit index but cannot store
 // entries (as on a full disk) knows how far behind it is and refuses
 // stale reads past the bound; caught up again, it answers them.
@@ -23,13 +40,7 @@ func TestFarBehindFollowerRefusesStaleReads(t *testing.T) {
 			}
 		}
 	})
-	lead := tc.leader()
-	if lead.ID() == "n3" {
-		if err := lead.raft.LeadershipTransfer().Error(); err != nil {
-			t.Fatal(err)
-		}
-		lead = tc.leader()
-	}
+	lead := tc.leaderNot("n3")
 	f := tc.nodes[2]
 	tc.acquire("a", time.Hour)
 	waitFor(t, 10*time.Second, "follower caught up", func() bool { return f.Lag().StaleReadErr() == nil })

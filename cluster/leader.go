@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -70,11 +71,45 @@ func (n *Node) lead(t *leaderTerm) {
 	n.log.Info("leading", "term", t.term, "lease_now", n.fsm.Now())
 	n.emit(Event{Kind: EventLeadership, IsLeader: true})
 
-	if _, err := n.propose(fsm.Command{Kind: fsm.KindAnnounce, NodeID: n.cfg.NodeID, APIURL: n.cfg.APIURL}); err != nil {
-		n.log.Warn("announcing API URL failed", "error", err)
-	}
+	n.wg.Add(1)
+	go n.announce(t)
 	n.fixOwnAddress()
 	n.driveExpiry(t)
+}
+
+// announce records this leader's API URL in the log, so followers can
+// redirect clients to it. It retries with backoff until it succeeds or
+// the term ends: without it every follower answers "no leader" for the
+// whole term. A retry after an unknown outcome is harmless: announcing
+// the same URL twice changes nothing.
+func (n *Node) announce(t *leaderTerm) {
+	defer n.wg.Done()
+	backoff := 20 * time.Millisecond
+	for {
+		err := n.injectedAnnounceFailure()
+		if err == nil {
+			_, err = n.propose(fsm.Command{Kind: fsm.KindAnnounce, NodeID: n.cfg.NodeID, APIURL: n.cfg.APIURL})
+		}
+		if err == nil {
+			return
+		}
+		n.log.Warn("announcing API URL failed; retrying", "term", t.term, "error", err, "backoff", backoff)
+		select {
+		case <-t.done:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// injectedAnnounceFailure fails the first Config.failAnnounces announces
+// (tests only).
+func (n *Node) injectedAnnounceFailure() error {
+	if n.failAnnounces.Add(-1) >= 0 {
+		return fmt.Errorf("%w: injected announce failure", ErrNotApplied)
+	}
+	return nil
 }
 
 // stopLeading ends a term: no more stamps, no more ticks.
@@ -115,7 +150,7 @@ func (n *Node) driveExpiry(t *leaderTerm) {
 		deadline, held := n.fsm.NextDeadline()
 		now, err := n.clock.now()
 		if err != nil {
-			timer.Reset(n.cfg.TickInterval)
+			timer.Reset(n.cfg.beatInterval())
 			continue
 		}
 		sinceTick := time.Since(time.Unix(0, t.lastTick.Load()))
@@ -133,9 +168,10 @@ func (n *Node) driveExpiry(t *leaderTerm) {
 }
 
 // nextWake arms the timer for the earliest deadline, but never later than
-// one TickInterval, so the clock keeps beating.
+// one TickInterval or one beat interval, so the clock keeps beating often
+// enough for the stall detector whatever the tick setting.
 func (n *Node) nextWake(t *leaderTerm, deadline int64, held bool, now int64) time.Duration {
-	wait := n.cfg.TickInterval
+	wait := min(n.cfg.TickInterval, n.cfg.beatInterval())
 	if held {
 		t.armed.Store(deadline)
 		if until := time.Duration(deadline-now) * time.Millisecond; until < wait {

@@ -40,6 +40,8 @@ type Node struct {
 	raftRef atomic.Pointer[raft.Raft]
 	store   *raftboltdb.BoltStore
 	clock   *leaseClock
+	// tracker is the FSM Raft drives: fsm plus configuration entries.
+	tracker *appliedTracker
 	ops     opsState // operations bookkeeping (ops.go)
 	// proposer packs commands into entries (group commit).
 	proposer proposer
@@ -55,6 +57,12 @@ type Node struct {
 	leading atomic.Pointer[leaderTerm]
 	// wake nudges the expiry timer when a new deadline may be earlier.
 	wake chan struct{}
+	// failAnnounces counts announces still to fail (tests).
+	failAnnounces atomic.Int32
+	// nudgeMu serializes heartbeat-timer nudges (two reloads each).
+	nudgeMu sync.Mutex
+	// peerClosed is when a peer last closed a Raft connection (unix ns).
+	peerClosed atomic.Int64
 
 	subsMu sync.Mutex
 	subs   map[int]func(Event)
@@ -91,8 +99,10 @@ func Start(cfg Config) (*Node, error) {
 		raftStopped:   make(chan struct{}),
 		notify:        make(chan bool, 64),
 	}
+	n.failAnnounces.Store(cfg.failAnnounces)
 	n.proposer.n = n
 	n.fsm = fsm.New(fsm.Options{OnApply: n.onApply})
+	n.tracker = &appliedTracker{Machine: n.fsm, node: n}
 	if err := n.open(); err != nil {
 		if n.raft != nil {
 			_ = n.raft.Shutdown().Error()
@@ -100,9 +110,12 @@ func Start(cfg Config) (*Node, error) {
 		n.closeStores()
 		return nil, err
 	}
-	n.wg.Add(1)
+	n.wg.Add(4)
 	go n.watchLeadership()
+	go n.watchLeaderChanges()
+	go n.watchLeaderContact()
 	n.watchRaft()
+	go n.watchDisk()
 	return n, nil
 }
 
@@ -130,7 +143,12 @@ func (n *Node) open() error {
 		return err
 	}
 	if st.guard != "" {
-		n.log.Warn("starting guarded: no votes or campaigns until caught up with a leader", "reason", st.guard)
+		// An empty directory is also every brand-new node: not alarming.
+		logf := n.log.Warn
+		if !st.existing {
+			logf = n.log.Info
+		}
+		logf("starting guarded: no votes or campaigns until caught up with a leader", "reason", st.guard)
 		if err := n.writeGuardFile(st.guard); err != nil {
 			return err
 		}
@@ -144,9 +162,11 @@ func (n *Node) open() error {
 	}
 	if st.existing || len(n.cfg.Voters) == 0 {
 		n.log.Info("starting from existing state", "existing", st.existing)
-		return nil
+	} else if err := n.bootstrap(); err != nil {
+		return err
 	}
-	return n.bootstrap()
+	n.campaignIfAlone()
+	return nil
 }
 
 // startRaft starts Raft. The start-up check finds the damage that makes
@@ -158,7 +178,7 @@ func (n *Node) startRaft(logs raft.LogStore, store *raftboltdb.BoltStore, snaps 
 			err = &damagedError{file: n.cfg.DataDir, what: fmt.Sprintf("Raft could not rebuild its state (%v)", p)}
 		}
 	}()
-	r, err := raft.NewRaft(n.raftConfig(), n.fsm, logs, store, snaps, n.ops.wrap(n.guard))
+	r, err := raft.NewRaft(n.raftConfig(), n.tracker, logs, store, snaps, n.ops.wrap(n.guard))
 	if err != nil {
 		return fmt.Errorf("cluster: start raft: %w", err)
 	}
@@ -219,6 +239,7 @@ func (n *Node) newTransport() (*raft.NetworkTransport, error) {
 			return nil, fmt.Errorf("cluster: raft listener: %w", err)
 		}
 	}
+	ln = &peerCloseListener{Listener: ln, closed: n.notePeerClose}
 	var stream raft.StreamLayer = &tcpStreamLayer{Listener: ln, advertise: adv}
 	if n.cfg.RaftServerTLS != nil {
 		tlsStream, err := NewTLSStreamLayerOn(ln, adv, n.cfg.RaftServerTLS, n.cfg.RaftClientTLS)
@@ -262,6 +283,17 @@ func (n *Node) Close() error {
 		n.closeStores()
 	})
 	return err
+}
+
+// HandOver transfers leadership to another voter if this node leads and
+// is not alone, and returns when that is done (or after two election
+// timeouts). A graceful shutdown calls it before closing the API, so that
+// requests waiting here are carried to the new leader (api redirect)
+// rather than refused.
+func (n *Node) HandOver() {
+	if n.raft.State() == raft.Leader && n.voterCount() > 1 {
+		n.handOver()
+	}
 }
 
 // handOver asks Raft to transfer leadership, waiting at most two election

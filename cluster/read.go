@@ -101,7 +101,7 @@ func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
 		n.appliedMu.Lock()
 		ch := n.appliedNotify
 		n.appliedMu.Unlock()
-		if n.fsm.AppliedIndex() >= idx {
+		if n.appliedIndex() >= idx {
 			return nil
 		}
 		select {
@@ -115,8 +115,13 @@ func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
 }
 
 // Leader says who leads and where its API is, as far as this node knows.
+// A follower that has not heard from its leader for a few heartbeat
+// intervals knows none (see staleLeaderAfter).
 func (n *Node) Leader() LeaderInfo {
 	_, id := n.raft.LeaderWithID()
+	if !n.leaderFresh(string(id)) {
+		id = ""
+	}
 	info := LeaderInfo{ID: string(id)}
 	if id != "" {
 		info.APIURL = n.fsm.APIURL(string(id))
@@ -141,7 +146,7 @@ func (n *Node) State() State {
 		Leader:       n.Leader(),
 		Term:         num("term"),
 		CommitIndex:  n.raft.CommitIndex(),
-		AppliedIndex: n.fsm.AppliedIndex(),
+		AppliedIndex: n.appliedIndex(),
 		LastIndex:    n.raft.LastIndex(),
 		LeaseNow:     n.fsm.Now(),
 		LastContact:  n.staleness(),

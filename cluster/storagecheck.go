@@ -63,7 +63,7 @@ type startState struct {
 }
 
 // inspectStorage checks, before Raft starts, that what the data directory
-// holds is consistent (README.md, "A wiped voter forgets..."):
+// holds is consistent (docs/design.md, Storage faults):
 //   - a current term is recorded when log entries or snapshots exist;
 //   - the recorded term is not behind the newest snapshot's term;
 //   - the log continues from a snapshot that can be read (else Raft would
@@ -90,15 +90,19 @@ func (n *Node) inspectStorage(store *raftboltdb.BoltStore, snaps raft.SnapshotSt
 	if err := errors.Join(ferr, lerr); err != nil {
 		return startState{}, &damagedError{file: dbPath, what: fmt.Sprintf("log cannot be read (%v)", err)}
 	}
-	if err := readLog(store, first, last); err != nil {
-		return startState{}, &damagedError{file: dbPath, what: err.Error()}
-	}
 	metas, err := snaps.List()
 	if err != nil {
 		return startState{}, &damagedError{file: filepath.Join(n.cfg.DataDir, "snapshots"), what: fmt.Sprintf("cannot be listed (%v)", err)}
 	}
-	if err := n.checkLogContinues(snaps, metas, first, last); err != nil {
+	from, err := n.checkLogContinues(snaps, metas, first, last)
+	if err != nil {
 		return startState{}, err
+	}
+	// Raft replays the entries after the snapshot it restores. Entries
+	// before it may have gaps (a snapshot installed over a log that kept
+	// its bootstrap entry) and are never read.
+	if err := readLog(store, max(first, from+1), last); err != nil {
+		return startState{}, &damagedError{file: dbPath, what: err.Error()}
 	}
 	st = startState{existing: term > 0 || last > 0 || len(metas) > 0}
 	switch {
@@ -115,10 +119,10 @@ func (n *Node) inspectStorage(store *raftboltdb.BoltStore, snaps raft.SnapshotSt
 	return st, nil
 }
 
-// readLog reads every entry, as Raft will when it starts and catches up:
-// a damaged page shows here, where the caller can report it.
+// readLog reads entries first..last, as Raft will when it starts: a
+// damaged page shows here, where the caller can report it.
 func readLog(store *raftboltdb.BoltStore, first, last uint64) error {
-	if last == 0 {
+	if last == 0 || first > last {
 		return nil
 	}
 	var entry raft.Log
@@ -133,7 +137,7 @@ func readLog(store *raftboltdb.BoltStore, first, last uint64) error {
 // checkLogContinues finds the newest snapshot that reads back with a good
 // checksum, as Raft will when it starts, and checks that the log continues
 // from it. Unreadable newer snapshots are logged and skipped, as Raft does.
-func (n *Node) checkLogContinues(snaps raft.SnapshotStore, metas []*raft.SnapshotMeta, first, last uint64) error {
+func (n *Node) checkLogContinues(snaps raft.SnapshotStore, metas []*raft.SnapshotMeta, first, last uint64) (from uint64, err error) {
 	var usable *raft.SnapshotMeta
 	var bad []string
 	for _, m := range metas {
@@ -147,7 +151,6 @@ func (n *Node) checkLogContinues(snaps raft.SnapshotStore, metas []*raft.Snapsho
 		usable = m
 		break
 	}
-	from := uint64(0)
 	if usable != nil {
 		from = usable.Index
 	}
@@ -158,13 +161,13 @@ func (n *Node) checkLogContinues(snaps raft.SnapshotStore, metas []*raft.Snapsho
 		if len(bad) > 0 {
 			what += "; unreadable: " + strings.Join(bad, ", ")
 		}
-		return &damagedError{file: filepath.Join(n.cfg.DataDir, "snapshots"), what: what}
+		return 0, &damagedError{file: filepath.Join(n.cfg.DataDir, "snapshots"), what: what}
 	}
 	if usable == nil && len(metas) > 0 {
 		// Raft refuses to start when snapshots exist and none restores.
-		return &damagedError{file: filepath.Join(n.cfg.DataDir, "snapshots"), what: "no snapshot can be read: " + strings.Join(bad, ", ")}
+		return 0, &damagedError{file: filepath.Join(n.cfg.DataDir, "snapshots"), what: "no snapshot can be read: " + strings.Join(bad, ", ")}
 	}
-	return nil
+	return from, nil
 }
 
 // writeGuardFile records that this node starts guarded, durably, before

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/doubledutch/doubledutch/fsm"
 )
 
@@ -177,5 +179,38 @@ func TestLostRaftDBWithSnapshotsStartsGuarded(t *testing.T) {
 	}
 	if r := tc.acquire("after", time.Hour); r.Lock.Fence <= late[len(late)-1].Lock.Fence {
 		t.Fatalf("fencing token went backwards: %d", r.Lock.Fence)
+	}
+}
+
+// A wiped node that caught up by an installed snapshot keeps its
+// bootstrap entry below the snapshot: a gap Raft never reads. It must
+// start again normally (found by the chaos run's disk-loss fault).
+func TestGapBelowInstalledSnapshotIsNotDamage(t *testing.T) {
+	tc := newTestCluster(t, 3, func(c *Config) {
+		c.SnapshotThreshold, c.TrailingLogs, c.SnapshotInterval = 1<<20, 4, time.Hour
+	})
+	lead := tc.leader()
+	fillLog(t, lead, 100)
+	if err := lead.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	v := (tc.index(lead) + 1) % 3
+	tc.kill(v)
+	if err := os.RemoveAll(tc.cfgs[v].DataDir); err != nil {
+		t.Fatal(err)
+	}
+	n := tc.restart(v)
+	tc.acquire("after-install", time.Hour)
+	tc.onEveryNode("after-install held", func(m *fsm.Machine) bool { _, ok := m.Get("after-install"); return ok })
+	first, _ := n.store.FirstIndex()
+	var e raft.Log
+	gap := n.store.GetLog(first+1, &e) != nil
+	if !gap {
+		t.Fatalf("setup: no gap below the installed snapshot (log starts at %d)", first)
+	}
+	tc.kill(v)
+	tc.cfgs[v].RaftListener, tc.cfgs[v].RaftBind = nil, "127.0.0.1:0"
+	if err := tc.startErr(v); err != nil {
+		t.Fatalf("a node with a gap below its snapshot refused to start: %v", err)
 	}
 }

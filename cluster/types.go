@@ -3,6 +3,8 @@ package cluster
 import (
 	"errors"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // Proposal outcomes other than "applied" (docs/design.md, Outcomes). Callers match
@@ -21,6 +23,10 @@ var (
 	ErrUnknownOutcome = errors.New("outcome unknown: the command may or may not have been applied")
 	// ErrShutdown means the node is closing; nothing was proposed.
 	ErrShutdown = errors.New("node is shutting down")
+	// ErrLeadershipLost is wrapped, with ErrUnknownOutcome, into the error
+	// of a proposal whose leader lost leadership while it was in flight:
+	// the API then carries the request to the next leader.
+	ErrLeadershipLost = raft.ErrLeadershipLost
 )
 
 // AcquireRequest asks for a lock. The leader draws the session token.
@@ -52,6 +58,11 @@ const (
 	// EventLeadership: this node became ready to lead (IsLeader true) or
 	// stopped leading (IsLeader false).
 	EventLeadership
+	// EventLeaderChanged: the leader this node knows, or the API URL it
+	// announced, may have changed (to none, too). Subscribers re-read
+	// Leader(). A follower's trust in a silent leader also lapses with
+	// time (no event then), so waiters re-check now and then as well.
+	EventLeaderChanged
 )
 
 // Event is delivered to subscribers. Handlers run on the node's internal

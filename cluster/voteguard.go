@@ -30,15 +30,19 @@ var errNotCaughtUp = errors.New("cluster: not campaigning: this node forgot Raft
 //   - its log ends with an entry of term T, so by log matching it holds
 //     that leader's log up to there, which contains everything committed
 //     before T (leader completeness); and
-//   - its last index has reached the highest commit index that leader
-//     sent it while it was guarded, which covers what was committed
-//     during T itself, also before the restart, when the leader was
-//     elected before it. One catch-up batch (256 entries) lifts nothing
-//     on its own: the commit index is the leader's, not the batch's.
+//   - its last index has reached the highest commit index, and the
+//     highest previous-entry index, that leader sent it while it was
+//     guarded. The commit index covers what was committed during T,
+//     also before the restart when the leader was elected before it; the
+//     previous-entry index of the leader's first message after the
+//     restart is its next index for this node, above every entry the
+//     node acknowledged in T, which the leader may still count towards
+//     a commit. One catch-up batch (256 entries) lifts nothing on its
+//     own: these indexes are the leader's, not the batch's.
 //
 // The guard is recorded in the data directory (guardFile) and removed
 // only when lifted, so a node restarted in the middle of catching up is
-// guarded again. README.md ("A wiped voter forgets...") has the argument.
+// guarded again. docs/design.md, The vote guard, has the argument.
 type voteGuard struct {
 	*raft.NetworkTransport
 	node    *Node
@@ -47,7 +51,8 @@ type voteGuard struct {
 
 	mu sync.Mutex
 	// term is the highest leader term heard since start, and target the
-	// highest commit index that leader sent while this node was guarded.
+	// highest commit or previous-entry index that leader sent while this
+	// node was guarded.
 	term, target uint64
 	// heard is the highest commit index any current leader has sent
 	// (for lag reports; it is kept after the guard lifts).
@@ -157,12 +162,13 @@ func (g *voteGuard) noteAppend(req *raft.AppendEntriesRequest) {
 	if r := g.node.raftRef.Load(); r != nil && req.Term < r.CurrentTerm() {
 		return // a deposed leader's late message: Raft rejects it
 	}
+	mark := max(req.LeaderCommitIndex, req.PrevLogEntry)
 	g.mu.Lock()
 	switch {
 	case req.Term > g.term:
-		g.term, g.target = req.Term, req.LeaderCommitIndex
+		g.term, g.target = req.Term, mark
 	case req.Term == g.term:
-		g.target = max(g.target, req.LeaderCommitIndex)
+		g.target = max(g.target, mark)
 	}
 	g.mu.Unlock()
 	if !g.anyHeard.Swap(true) {

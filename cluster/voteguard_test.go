@@ -129,3 +129,69 @@ func testWipedHolderStaysGuarded(t *testing.T, restartMidCatchUp bool) {
 		t.Fatalf("guard record still on disk after lifting: %v", err)
 	}
 }
+
+// Late messages: an AppendEntries of an older term than the node's (a
+// deposed leader's, delivered late) neither sets nor moves the guard's
+// target; a newer term's leader resets it to its own commit index.
+func TestVoteGuardIgnoresDeposedLeaderMessages(t *testing.T) {
+	tc := newTestCluster(t, 3, nil)
+	lead := tc.leader()
+	tc.acquire("a", time.Hour)
+	f := tc.nodes[(tc.index(lead)+1)%3]
+	g := f.guard
+	term := f.raft.CurrentTerm()
+	g.mu.Lock()
+	g.term, g.target = 0, 0
+	g.mu.Unlock()
+	g.guarded.Store(true)
+	entry := []*raft.Log{{Index: 1_000_000, Term: term - 1}}
+	g.noteAppend(&raft.AppendEntriesRequest{Term: term - 1, PrevLogEntry: 999_999, LeaderCommitIndex: 1_000_000, Entries: entry})
+	g.mu.Lock()
+	gotTerm, gotTarget := g.term, g.target
+	g.mu.Unlock()
+	if gotTerm != 0 || gotTarget != 0 {
+		t.Fatalf("a deposed leader's late message moved the guard: term %d target %d", gotTerm, gotTarget)
+	}
+	// The current leader's next message sets it, and lifts the guard once
+	// the log reaches the leader's commit index.
+	tc.acquire("b", time.Hour)
+	waitFor(t, 10*time.Second, "guard lifted by the current leader", func() bool { return !g.isGuarded() })
+	g.mu.Lock()
+	gotTerm = g.term
+	g.mu.Unlock()
+	if gotTerm != term {
+		t.Fatalf("guard term %d, want the leader's %d", gotTerm, term)
+	}
+	// A newer term's message resets the target to that leader's commit.
+	g.guarded.Store(true)
+	g.noteAppend(&raft.AppendEntriesRequest{Term: term + 1, PrevLogEntry: 5, LeaderCommitIndex: 1_000_000})
+	if g.caughtUp() {
+		t.Fatal("guard lifted although the newer leader's commit index is far ahead")
+	}
+	g.guarded.Store(false)
+}
+
+// The leader's first message after a restart carries its next index for
+// the node as the previous entry: above everything the node acknowledged
+// in this term, which the leader may still count towards a commit (its
+// match index never goes down). The guard holds until the log reaches it,
+// even when the commit index is lower.
+func TestVoteGuardWaitsForTheLeadersNextIndex(t *testing.T) {
+	tc := newTestCluster(t, 3, nil)
+	lead := tc.leader()
+	tc.acquire("a", time.Hour)
+	f := tc.nodes[(tc.index(lead)+1)%3]
+	g := f.guard
+	term := f.raft.CurrentTerm()
+	next := lead.raft.LastIndex() + 40
+	g.guarded.Store(true)
+	g.noteAppend(&raft.AppendEntriesRequest{Term: term, PrevLogEntry: next, LeaderCommitIndex: lead.raft.CommitIndex()})
+	if g.caughtUp() {
+		t.Fatal("guard lifted below the previous-entry index the leader sent")
+	}
+	fillLog(t, lead, 60)
+	waitFor(t, 10*time.Second, "guard lifted past that index", func() bool { return !g.isGuarded() })
+	if last := f.raft.LastIndex(); last < next {
+		t.Fatalf("lifted at %d, below %d", last, next)
+	}
+}

@@ -30,6 +30,12 @@ type dedupEntry struct {
 // dedupTable remembers recent request ids in insertion order. Because the
 // lease clock never goes backwards and the TTL is fixed, insertion order is
 // also expiry order: expiring pops the front, O(1).
+//
+// The queue's live part is never written in place: put appends past its
+// end and expire only moves head (compaction copies into a new array). So
+// a snapshot can share queue[head:len] without copying up to MaxDedup
+// entries under the state machine's lock; expired slots before head stay
+// referenced until the next compaction, at most as many as are live.
 type dedupTable struct {
 	limit int // MaxDedup; tests lower it
 	byKey map[string]*dedupEntry
@@ -57,7 +63,6 @@ func (d *dedupTable) put(e *dedupEntry) {
 func (d *dedupTable) expire(now int64) {
 	for d.head < len(d.queue) && d.queue[d.head].expires <= now {
 		e := d.queue[d.head]
-		d.queue[d.head] = nil
 		d.head++
 		delete(d.byKey, e.key)
 	}
@@ -67,9 +72,12 @@ func (d *dedupTable) expire(now int64) {
 	}
 }
 
-// live returns a copy of the live entries in insertion order.
+// live returns the live entries in insertion order, sharing the queue's
+// array: O(1), and immutable for the caller (see dedupTable). The full
+// slice expression stops a caller's append from writing into the queue.
 func (d *dedupTable) live() []*dedupEntry {
-	return append([]*dedupEntry(nil), d.queue[d.head:]...)
+	n := len(d.queue)
+	return d.queue[d.head:n:n]
 }
 
 func (d *dedupTable) len() int { return len(d.byKey) }

@@ -49,7 +49,11 @@ func (m *Machine) freeze() *frozen {
 // Persist writes the snapshot: the same state always gives the same bytes.
 func (f *frozen) Persist(sink raft.SnapshotSink) error {
 	if err := f.writeTo(sink); err != nil {
-		_ = sink.Cancel()
+		// A failed Cancel (a full disk cannot flush) may leave a partial
+		// snapshot behind: report it with the cause, so Raft logs both.
+		if cerr := sink.Cancel(); cerr != nil {
+			return errors.Join(err, fmt.Errorf("fsm: cancel the failed snapshot: %w", cerr))
+		}
 		return err
 	}
 	return sink.Close()

@@ -104,6 +104,34 @@ func TestSnapshotIsPointInTime(t *testing.T) {
 	}
 }
 
+// A snapshot shares the dedup queue instead of copying it under the lock
+// (issue 8: a digest copied the whole table under the write lock): ids
+// added, expired and compacted away after the snapshot must not change
+// what it persists.
+func TestSnapshotSharesDedupPointInTime(t *testing.T) {
+	r := newRig(t)
+	for i := 0; i < 1500; i++ {
+		r.do(withID(acq(int64(1000+i), fmt.Sprintf("d-%04d", i), 1, 1), fmt.Sprintf("rid-%04d-0123456789", i)))
+	}
+	want := stateBytes(t, r.m)
+	snap, err := r.m.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Expire every id and compact the queue, then add new ones.
+	r.advanceTo(1000 + 1500 + DedupTTL + 1)
+	for i := 0; i < 1500; i++ {
+		r.do(withID(acq(r.m.Now(), fmt.Sprintf("e-%04d", i), 2, 1), fmt.Sprintf("rid-e-%04d-0123456789", i)))
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(sink.Bytes(), want) {
+		t.Error("a snapshot's dedup entries changed after it was taken")
+	}
+}
+
 // Persist runs on Raft's snapshot goroutine while Apply goes on; run it
 // under -race to check the copy-on-write freeze.
 func TestPersistConcurrentWithApply(t *testing.T) {
@@ -144,6 +172,25 @@ func TestPersistWriteErrorCancelsSink(t *testing.T) {
 	}
 	if !sink.cancelled || sink.closed {
 		t.Errorf("sink cancelled=%v closed=%v, want cancelled only", sink.cancelled, sink.closed)
+	}
+}
+
+type failCancelSink struct{ failSink }
+
+var errCancel = errors.New("cancel failed")
+
+func (s *failCancelSink) Cancel() error { s.cancelled = true; return errCancel }
+
+// A Cancel that fails (a full disk cannot flush) is reported with the
+// write's error, not dropped.
+func TestPersistReportsCancelError(t *testing.T) {
+	r := newRig(t)
+	r.do(acq(1000, "a", 1, 5000))
+	snap, _ := r.m.Snapshot()
+	var sink failCancelSink
+	err := snap.Persist(&sink)
+	if !errors.Is(err, errBoom) || !errors.Is(err, errCancel) || !sink.cancelled {
+		t.Errorf("Persist error %v (cancelled %v), want both the write's and the cancel's", err, sink.cancelled)
 	}
 }
 

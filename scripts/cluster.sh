@@ -99,6 +99,10 @@ make_secrets() {
     echo "==> creating an API key in $certs/api-key.txt"
     (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 40 >"$certs/api-key.txt"; echo >>"$certs/api-key.txt")
   fi
+  if [ ! -s "$certs/admin-key.txt" ]; then
+    echo "==> creating an admin key (membership, transfer-leader, backup) in $certs/admin-key.txt"
+    (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 40 >"$certs/admin-key.txt"; echo >>"$certs/admin-key.txt")
+  fi
 
   # Compose file secrets are bind mounts: the container sees the host file's
   # owner and mode. The node runs as uid/gid 65532, so:
@@ -107,7 +111,7 @@ make_secrets() {
   #    own primary group and add that group to the container's process
   #    (DD_SECRETS_GID, group_add in the compose file).
   # The folder itself stays 0700: other users of this host can't read them.
-  local gid private=("$certs/api-key.txt")
+  local gid private=("$certs/api-key.txt" "$certs/admin-key.txt")
   for n in "${nodes[@]}"; do private+=("$certs/$n.key"); done
   if [ "$(id -u)" = 0 ]; then
     chown "$container_uid:$container_uid" "${private[@]}"

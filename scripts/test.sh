@@ -17,5 +17,17 @@ go vet ./...
 summary_bin="$(mktemp -d)/testsummary"
 trap 'rm -rf "$(dirname "$summary_bin")"' EXIT
 go build -o "$summary_bin" ./scripts/testsummary
+# The side-by-side benchmark in its seconds-long smoke mode, against ours
+# only (no etcd in CI): proves scripts/bench.sh works. It runs first so
+# that the summary stays the last line; its failure fails the run.
+smoke=0
+if [ "$#" -eq 0 ]; then
+  echo "==> scripts/bench.sh --smoke"
+  scripts/bench.sh --smoke || smoke=$?
+  [ "$smoke" -eq 0 ] || echo "!!! scripts/bench.sh --smoke FAILED (exit $smoke)"
+fi
 echo "==> go test -race -count=1 ./... $* (each package as it finishes)"
-go test -json -race -count=1 -timeout 15m "$@" ./... 2>&1 | "$summary_bin"
+rc=0
+go test -json -race -count=1 -timeout 15m "$@" ./... 2>&1 | "$summary_bin" || rc=$?
+[ "$smoke" -eq 0 ] || rc=1
+exit "$rc"

@@ -277,3 +277,53 @@ func TestConfigErrors(t *testing.T) {
 		t.Error("a server without a certificate was accepted")
 	}
 }
+
+// TLS 1.2 is limited to AEAD suites on both sides: a peer that offers only
+// CBC suites is refused, one that offers GCM or ChaCha20-Poly1305 is not.
+func TestTLS12AcceptsOnlyAEADSuites(t *testing.T) {
+	p := newPKI(t, "a", "b")
+	server := mustServer(t, p.nodes["a"][0], p.nodes["a"][1], p.caCert)
+	client := func(suites ...uint16) *tls.Config {
+		c := mustClient(t, p.nodes["b"][0], p.nodes["b"][1], p.caCert)
+		c.ServerName, c.MaxVersion, c.CipherSuites = "a", tls.VersionTLS12, suites
+		return c
+	}
+	for _, cbc := range []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA} {
+		if serr, cerr := handshake(t, server, client(cbc)); serr == nil || cerr == nil {
+			t.Errorf("TLS 1.2 with %s accepted", tls.CipherSuiteName(cbc))
+		}
+	}
+	// The generated certificates are ECDSA: each ECDSA AEAD suite works.
+	for _, aead := range []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256} {
+		if serr, cerr := handshake(t, server, client(aead)); serr != nil || cerr != nil {
+			t.Errorf("TLS 1.2 with %s: server %v, client %v", tls.CipherSuiteName(aead), serr, cerr)
+		}
+	}
+	if serr, cerr := handshake(t, server, client(CipherSuites()...)); serr != nil || cerr != nil {
+		t.Fatalf("TLS 1.2 with the AEAD suites: server %v, client %v", serr, cerr)
+	}
+	// The client side refuses a server that would pick CBC.
+	cbcServer := mustServer(t, p.nodes["a"][0], p.nodes["a"][1], p.caCert)
+	cbcServer.MaxVersion, cbcServer.CipherSuites = tls.VersionTLS12, []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA}
+	c := mustClient(t, p.nodes["b"][0], p.nodes["b"][1], p.caCert)
+	c.ServerName = "a"
+	if _, cerr := handshake(t, cbcServer, c); cerr == nil {
+		t.Fatal("the client accepted a CBC suite")
+	}
+	for _, s := range CipherSuites() {
+		if info := suiteInfo(s); info == nil || info.Insecure {
+			t.Errorf("suite %x is not a secure suite", s)
+		}
+	}
+}
+
+func suiteInfo(id uint16) *tls.CipherSuite {
+	for _, s := range tls.CipherSuites() {
+		if s.ID == id {
+			return s
+		}
+	}
+	return nil
+}

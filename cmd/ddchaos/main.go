@@ -26,8 +26,9 @@ func run() int {
 	var keep, quiet bool
 	flag.DurationVar(&cfg.Duration, "duration", time.Minute, "how long to inject faults")
 	flag.Int64Var(&cfg.Seed, "seed", time.Now().UnixNano()%100000, "seed of the fault schedule and the clients")
-	flag.StringVar(&faults, "faults", "all", "comma-separated fault kinds: kill,stop,partition,bridge,restart,churn,client-pause")
+	flag.StringVar(&faults, "faults", "all", "comma-separated fault kinds: kill,stop,partition,bridge,restart,churn,client-pause,wipe,disk-loss")
 	flag.IntVar(&cfg.Workload.Clients, "clients", 8, "number of clients")
+	flag.IntVar(&cfg.LegacyClients, "legacy-clients", 4, "raw-HTTP clients of the original API, without retries, measured beside the workload (negative: none)")
 	flag.DurationVar(&cfg.Workload.AttemptTimeout, "attempt-timeout", 2500*time.Millisecond,
 		"client timeout of one attempt beyond its wait (shorter: more unknown outcomes and retries)")
 	flag.StringVar(&cfg.Bin, "bin", "", "prebuilt doubledutch binary (default: go build it)")

@@ -25,13 +25,12 @@ type failoverConfig struct {
 	lifetime            time.Duration
 }
 
-// runFailover prints one table row per repetition.
+// runFailover prints one table row per repetition. c should retry for
+// fc.maxWait with short attempts (see failoverClientConfig).
 func runFailover(ctx context.Context, c *client.Client, fc failoverConfig) error {
 	fmt.Printf("# ddload failover workers=%d reps=%d\n", fc.workers, fc.reps)
 	fmt.Println("| rep | killed | first grant ms | errors |")
 	fmt.Println("|---|---|---|---|")
-	c.Retry = fc.maxWait
-	c.AttemptTimeout = 2 * time.Second
 	for rep := 1; rep <= fc.reps; rep++ {
 		ms, killed, errs, err := failoverOnce(ctx, c, fc, rep)
 		if err != nil {
@@ -68,7 +67,7 @@ func failoverOnce(ctx context.Context, c *client.Client, fc failoverConfig, rep 
 				if k := killedAt.Load(); k != 0 && started > k {
 					firstDone.CompareAndSwap(0, time.Now().UnixNano())
 				}
-				_ = c.Release(lctx, name, l.SessionToken, "")
+				_ = c.Release(lctx, name, l.Token(), "")
 			}
 		}(w)
 	}
@@ -128,4 +127,11 @@ func findLeader(endpoints []string) (endpoint, nodeID string, err error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return "", "", fmt.Errorf("no node reports itself leader")
+}
+
+// failoverClientConfig tunes cfg for a failover run: a call keeps
+// retrying through the election for maxWait, each attempt short.
+func failoverClientConfig(cfg client.Config, maxWait time.Duration) client.Config {
+	cfg.RetryFor, cfg.AttemptTimeout = maxWait, 2*time.Second
+	return cfg
 }

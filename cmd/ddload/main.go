@@ -50,9 +50,14 @@ func main() {
 	defer stop()
 	tlsConf := &tls.Config{InsecureSkipVerify: *insecure}
 	if *mode == "failover" {
-		c := client.New(strings.Split(*endpoints, ","), *key, tlsConf)
+		cfg := failoverClientConfig(client.Config{Endpoints: strings.Split(*endpoints, ","), APIKey: *key, TLS: tlsConf}, 30*time.Second)
+		c, err := client.NewClient(cfg)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ddload:", err)
+			os.Exit(2)
+		}
 		w, _ := strconv.Atoi(strings.Split(*workers, ",")[0])
-		err := runFailover(ctx, c, failoverConfig{endpoints: strings.Split(*endpoints, ","), workers: max(w, 1), reps: *reps,
+		err = runFailover(ctx, c, failoverConfig{endpoints: strings.Split(*endpoints, ","), workers: max(w, 1), reps: *reps,
 			settle: *settle, maxWait: 30 * time.Second, killCmd: *killCmd, restartCmd: *restartCmd, lifetime: *lifetime})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "ddload:", err)

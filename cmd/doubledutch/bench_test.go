@@ -43,7 +43,7 @@ func BenchmarkHandoff(b *testing.B) {
 		})
 		b.StartTimer()
 		start := time.Now()
-		if err := c.Release(ctx, "handoff", held.SessionToken, ""); err != nil {
+		if err := c.Release(ctx, "handoff", held.Token(), ""); err != nil {
 			b.Fatal(err)
 		}
 		if held = <-granted; held == nil {
@@ -120,7 +120,7 @@ func BenchmarkPairsClient(b *testing.B) {
 					b.Error(err)
 					return
 				}
-				if err := c.Release(ctx, name, l.SessionToken, ""); err != nil {
+				if err := l.Release(ctx); err != nil {
 					b.Error(err)
 					return
 				}

@@ -53,6 +53,7 @@ type Config struct {
 	SnapshotThreshold uint64
 	MaxLifetime       time.Duration
 	MaxWait           time.Duration
+	LeaderWait        time.Duration
 	MaxWaiters        int
 	MaxConnections    int
 	Threads           int
@@ -97,13 +98,14 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.AdminKeyFile, "admin-key-file", "", "file whose first line is the admin key (default: none, admin endpoints disabled)")
 	fs.StringVar(&cfg.ServerName, "name", "", "server name reported in responses (default DoubleDutch/<version>)")
 	fs.DurationVar(&cfg.Tick, "tick", 333*time.Millisecond, "safety-net expiry tick while locks are held (the original's precision)")
-	fs.DurationVar(&cfg.Heartbeat, "heartbeat-timeout", time.Second, "Raft heartbeat timeout")
-	fs.DurationVar(&cfg.Election, "election-timeout", time.Second, "Raft election timeout")
-	fs.DurationVar(&cfg.LeaderLease, "leader-lease-timeout", 500*time.Millisecond, "Raft leader lease timeout")
+	fs.DurationVar(&cfg.Heartbeat, "heartbeat-timeout", cluster.DefaultHeartbeatTimeout, "Raft heartbeat timeout")
+	fs.DurationVar(&cfg.Election, "election-timeout", cluster.DefaultElectionTimeout, "Raft election timeout")
+	fs.DurationVar(&cfg.LeaderLease, "leader-lease-timeout", cluster.DefaultLeaderLeaseTimeout, "Raft leader lease timeout")
 	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", 2*time.Minute, "how often Raft checks whether to snapshot")
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 8192, "log entries since the last snapshot that trigger a new one")
 	fs.DurationVar(&cfg.MaxLifetime, "max-lifetime", 30*24*time.Hour, "longest lock lifetime a client may ask for")
 	fs.DurationVar(&cfg.MaxWait, "max-wait", 10*time.Minute, "longest time a client may wait for a lock")
+	fs.DurationVar(&cfg.LeaderWait, "leader-wait", api.DefaultLeaderWait, "how long a request waits for a leader while none is known (election, failover) before 503")
 	fs.IntVar(&cfg.MaxWaiters, "max-waiters", 100000, "most requests that may wait for locks at once")
 	fs.IntVar(&cfg.MaxConnections, "max-connections", 0, "most client connections served at once; more wait in the accept queue (0: derived from the descriptor limit)")
 	fs.IntVar(&cfg.Threads, "threads", 0, "CPU threads to use (0: all; the original's 't')")
@@ -253,6 +255,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Tick <= 0:
 		return errors.New("--tick must be positive")
+	case c.LeaderWait < 0:
+		return errors.New("--leader-wait must not be negative")
 	case c.MaxLifetime <= 0 || c.MaxWait < 0 || c.MaxWaiters < 0 || c.MaxConnections < 0:
 		return errors.New("--max-lifetime must be positive; --max-wait, --max-waiters and --max-connections must not be negative")
 	case c.LogFormat != "text" && c.LogFormat != "json":

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/doubledutch/doubledutch/api"
 )
 
 func noEnv(string) string { return "" }
@@ -142,5 +144,21 @@ func TestJoinDoesNotBootstrap(t *testing.T) {
 	cfg, err := parseServeArgs([]string{"--join", "--node-id", "n4"}, noEnv, io.Discard)
 	if err != nil || len(cfg.Voters) != 0 {
 		t.Fatalf("a joining node got voters %+v (%v): it would bootstrap a cluster of its own", cfg.Voters, err)
+	}
+}
+
+// --leader-wait bounds the wait for a leader (default api's 5 s, also on
+// the original command line) and reaches api.Config.
+func TestLeaderWaitFlag(t *testing.T) {
+	cfg, err := parseServeArgs([]string{"8000", "h", "0", "a", "98765"}, noEnv, io.Discard)
+	if err != nil || cfg.LeaderWait != api.DefaultLeaderWait {
+		t.Fatalf("legacy default: %v %v", cfg.LeaderWait, err)
+	}
+	cfg, err = parseServeArgs([]string{"--node-id", "n1", "--voters", "n1=a:7001", "--leader-wait", "2s"}, noEnv, io.Discard)
+	if err != nil || cfg.LeaderWait != 2*time.Second {
+		t.Fatalf("--leader-wait 2s: %v %v", cfg.LeaderWait, err)
+	}
+	if _, err := parseServeArgs([]string{"--node-id", "n1", "--voters", "n1=a:7001", "--leader-wait", "-1s"}, noEnv, io.Discard); err == nil {
+		t.Fatal("a negative --leader-wait was accepted")
 	}
 }

@@ -88,8 +88,8 @@ func startE2ECluster(t testing.TB, useTLS bool) *e2eCluster {
 	for i := 0; i < 3; i++ {
 		cfg := devNodeConfig(voters[i].ID, apiLns[i].Addr().String(), dir, testKey, "warn", voters)
 		cfg.AdminKey = testAdminKey
-		// The serve defaults: the race detector and 1000 concurrent
-		// clients on two cores can starve a 250 ms leader lease.
+		// Longer than the serve defaults: the race detector and 1000
+		// concurrent clients on two cores can starve a 250 ms leader lease.
 		cfg.Heartbeat, cfg.Election, cfg.LeaderLease = time.Second, time.Second, 500*time.Millisecond
 		if useTLS {
 			cfg.HTTP = false

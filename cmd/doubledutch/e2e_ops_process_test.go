@@ -178,26 +178,26 @@ func TestBackupTotalLossRestoreProcesses(t *testing.T) {
 	}
 	c = client.New(urlsOf(fresh), testKey, nil)
 	for _, want := range []*client.Lock{keep, keep2} {
-		var got *client.Lock
-		waitUntil(t, 20*time.Second, "restored "+want.Name, func() bool {
+		var got *client.LockInfo
+		waitUntil(t, 20*time.Second, "restored "+want.Name(), func() bool {
 			var err error
-			got, err = c.Get(context.Background(), want.Name)
+			got, err = c.Get(context.Background(), want.Name())
 			return err == nil
 		})
-		if got.FencingToken != want.FencingToken || got.Owner != want.Owner || got.ExpiresIn < 55*time.Minute {
-			t.Fatalf("restored %s: %+v, want %+v", want.Name, got, want)
+		if got.FencingToken != want.Fence() || got.Owner != want.Info().Owner || got.ExpiresIn < 55*time.Minute {
+			t.Fatalf("restored %s: %+v, want %+v", want.Name(), got, want.Info())
 		}
 	}
 	if _, err := c.Get(context.Background(), "late"); err == nil {
 		t.Fatal("a lock granted after the backup came back")
 	}
 	// The restored holder can still release with its session token.
-	if err := c.Release(context.Background(), keep.Name, keep.SessionToken, ""); err != nil {
+	if err := c.Release(context.Background(), keep.Name(), keep.Token(), ""); err != nil {
 		t.Fatalf("release of a restored lock: %v", err)
 	}
 	next := acquireEventually(t, c, "after", "", time.Minute)
-	if next.FencingToken <= late.FencingToken {
-		t.Fatalf("token after restore %d is not above %d, issued before the loss", next.FencingToken, late.FencingToken)
+	if next.Fence() <= late.Fence() {
+		t.Fatalf("token after restore %d is not above %d, issued before the loss", next.Fence(), late.Fence())
 	}
 }
 
@@ -228,7 +228,7 @@ func startWorkload(c *client.Client, workers int) *workload {
 				l, err := c.Acquire(ctx, name, client.AcquireOptions{Lifetime: 3 * time.Second, Wait: 3 * time.Second})
 				if err == nil {
 					w.note(l)
-					_ = c.Release(ctx, l.Name, l.SessionToken, "")
+					_ = c.Release(ctx, l.Name(), l.Token(), "")
 				}
 				cancel()
 			}
@@ -241,10 +241,10 @@ func (w *workload) note(l *client.Lock) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.grants++
-	if prev, ok := w.fences[l.FencingToken]; ok {
-		w.dup = append(w.dup, fmt.Sprintf("token %d granted for %s and %s", l.FencingToken, prev, l.Name))
+	if prev, ok := w.fences[l.Fence()]; ok {
+		w.dup = append(w.dup, fmt.Sprintf("token %d granted for %s and %s", l.Fence(), prev, l.Name()))
 	}
-	w.fences[l.FencingToken] = l.Name
+	w.fences[l.Fence()] = l.Name()
 }
 
 func (w *workload) count() int {
@@ -270,7 +270,10 @@ func TestReplaceDeadNodeWhileClientsWork(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	nodes := startOpsCluster(t, bin, dir)
-	c := client.New(urlsOf(nodes), testKey, nil)
+	// The client knows the node that will replace the dead one (it follows
+	// redirects only to configured nodes, and that one may come to lead).
+	fresh := newOpsProc(t, "node4", dir)
+	c := client.New(append(urlsOf(nodes), fresh.url()), testKey, nil)
 	kept := acquireEventually(t, c, "kept", "before", time.Hour)
 	w := startWorkload(c, 4)
 	defer func() { close(w.stop); w.wg.Wait() }()
@@ -304,7 +307,6 @@ func TestReplaceDeadNodeWhileClientsWork(t *testing.T) {
 		t.Fatalf("remove %s: %d", dead.id, st)
 	}
 	// 3. Start a fresh node with --join, 4. add it.
-	fresh := newOpsProc(t, "node4", dir)
 	fresh.start(t, bin, "--join")
 	if st := sendJSON(t, http.MethodPut, leaderURL(live)+"/v1/cluster/nodes/"+fresh.id, `{"raft_address":"`+fresh.raftAddr()+`"}`); st != http.StatusOK {
 		t.Fatalf("add %s: %d", fresh.id, st)
@@ -329,10 +331,10 @@ func TestReplaceDeadNodeWhileClientsWork(t *testing.T) {
 	victim.kill()
 	w.waitProgress(t, "clients served by the new node and one original", 10)
 
-	c2 := client.New([]string{fresh.url()}, testKey, nil)
+	c2 := client.New(append([]string{fresh.url()}, urlsOf(live)...), testKey, nil) // via the new node
 	got, err := c2.Get(context.Background(), "kept")
-	if err != nil || got.FencingToken != kept.FencingToken {
-		t.Fatalf("lock granted before the replacement: %+v %v, want token %d", got, err, kept.FencingToken)
+	if err != nil || got.FencingToken != kept.Fence() {
+		t.Fatalf("lock granted before the replacement: %+v %v, want token %d", got, err, kept.Fence())
 	}
 	close(w.stop)
 	w.wg.Wait()

@@ -84,7 +84,7 @@ func TestMetricsMatchScriptedWorkload(t *testing.T) {
 	}
 	// Released twice under one request id: the repeat is a dedup hit.
 	for range 2 {
-		if err := c.Release(ctx, a.Name, a.SessionToken, "release-a-once"); err != nil {
+		if err := c.Release(ctx, a.Name(), a.Token(), "release-a-once"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -108,7 +108,7 @@ func TestMetricsMatchScriptedWorkload(t *testing.T) {
 	if fams, _ := ec.scrape(l); metricValue(fams, "doubledutch_waiters") != 1 {
 		t.Fatalf("waiters gauge %v while one request waits", metricValue(fams, "doubledutch_waiters"))
 	}
-	if err := c.Release(ctx, held.Name, held.SessionToken, ""); err != nil {
+	if err := c.Release(ctx, held.Name(), held.Token(), ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-got; err != nil {
@@ -165,7 +165,7 @@ func TestMetricsMatchScriptedWorkload(t *testing.T) {
 	if v := metricValue(fams, "doubledutch_raft_peer_entries_behind", "peer", ec.nodes[(l+1)%3].cfg.NodeID); v < 0 {
 		t.Error("the leader reports no progress for a follower")
 	}
-	for _, secret := range []string{"secret-name", "owner-a", a.SessionToken, testKey} {
+	for _, secret := range []string{"secret-name", "owner-a", a.Token(), testKey} {
 		if strings.Contains(body, secret) {
 			t.Errorf("/metrics shows %q", secret)
 		}

@@ -25,8 +25,9 @@ func TestHTTPSClusterWithGeneratedCertificates(t *testing.T) {
 	// Every node's certificate verifies against the CA, and reads through
 	// followers reach the same lock.
 	for _, u := range ec.urls {
-		got, err := client.New([]string{u}, testKey, ec.tlsConf).Get(context.Background(), "tls")
-		if err != nil || got.FencingToken != l.FencingToken {
+		// u first; the others so that its redirect to the leader is followed.
+		got, err := client.New(append([]string{u}, ec.urls...), testKey, ec.tlsConf).Get(context.Background(), "tls")
+		if err != nil || got.FencingToken != l.Fence() {
 			t.Fatalf("read via %s: %+v %v", u, got, err)
 		}
 	}
@@ -92,14 +93,14 @@ func TestLegacySingleNodeSurvivesKill9(t *testing.T) {
 	_, _ = proc.Process.Wait()
 
 	proc = startLegacy(t, bin, port, dir)
-	var got *client.Lock
+	var got *client.LockInfo
 	waitUntil(t, 15*time.Second, "the restarted node to answer", func() bool {
 		var err error
 		got, err = c.Get(context.Background(), "durable")
 		return err == nil
 	})
-	if got.FencingToken != held.FencingToken || got.ExpiresIn < 50*time.Minute {
-		t.Fatalf("after kill -9: %+v, want fence %d", got, held.FencingToken)
+	if got.FencingToken != held.Fence() || got.ExpiresIn < 50*time.Minute {
+		t.Fatalf("after kill -9: %+v, want fence %d", got, held.Fence())
 	}
 	if err := proc.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

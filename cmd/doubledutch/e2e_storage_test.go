@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -137,6 +138,13 @@ func (pc *procCluster) client(among ...int) *client.Client {
 	for _, i := range among {
 		urls = append(urls, "http://"+pc.nodes[i].api)
 	}
+	// The other nodes last: calls start at among, and a redirect to any
+	// node is followed (the client follows only configured nodes).
+	for i, n := range pc.nodes {
+		if !slices.Contains(among, i) {
+			urls = append(urls, "http://"+n.api)
+		}
+	}
 	return client.New(urls, testKey, nil)
 }
 
@@ -148,10 +156,10 @@ func acquireAll(t *testing.T, c *client.Client, prefix string, count int) map[st
 		var l *client.Lock
 		waitUntil(t, 20*time.Second, "acquire "+name, func() bool {
 			var err error
-			l, err = c.Acquire(context.Background(), name, client.AcquireOptions{Lifetime: time.Hour, RequestID: "rid-" + name})
+			l, err = c.Acquire(context.Background(), name, client.AcquireOptions{Lifetime: time.Hour, RequestID: "rid-0123456789abcdef-" + name})
 			return err == nil
 		})
-		out[name] = l.FencingToken
+		out[name] = l.Fence()
 	}
 	return out
 }
@@ -213,7 +221,7 @@ func TestProcessTruncatedRaftDBLosesNothing(t *testing.T) {
 	c := pc.client(0, 1, 2)
 	var max uint64
 	for name, fence := range late {
-		var got *client.Lock
+		var got *client.LockInfo
 		waitUntil(t, 20*time.Second, "read "+name, func() bool {
 			got, err = c.Get(context.Background(), name)
 			return err == nil
@@ -274,8 +282,9 @@ func damagedDir(t *testing.T, count int, snapshots int, damage func(dir string))
 // non-zero status and one clear line naming file and recovery.
 func startDamaged(t *testing.T, bin, dir, file string) {
 	t.Helper()
+	raftAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cmd := exec.Command(bin, "serve", "--node-id", "node1", "--listen", "127.0.0.1:0", "--http", "--api-key", testKey,
-		"--raft-bind", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--data-dir", dir, "--log-level", "error")
+		"--raft-bind", raftAddr, "--voters", "node1="+raftAddr, "--data-dir", dir, "--log-level", "error")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -342,4 +351,81 @@ func TestProcessCorruptSnapshotWithCompactedLogExitsClearly(t *testing.T) {
 		}
 	})
 	startDamaged(t, bin, dir, "snapshots")
+}
+
+// A follower whose disk is full falls far behind while the others carry
+// on; it knows it (it still hears the leader's commit index) and refuses
+// stale reads and health until space is freed, then catches up without a
+// restart and answers them again.
+func TestProcessFarBehindFollowerRefusesStaleReads(t *testing.T) {
+	mnt := t.TempDir()
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=24m"); err != nil {
+		t.Skipf("SKIPPED: cannot mount a tmpfs for the full-disk follower (%v); it runs as root on Linux", err)
+	}
+	t.Cleanup(func() { // after the processes have stopped (cleanups run last first)
+		if err := syscall.Unmount(mnt, 0); err != nil {
+			t.Errorf("unmount %s: %v", mnt, err)
+		}
+	})
+	bin := buildBinary(t)
+	pc := newProcCluster(t, bin)
+	pc.nodes[2].dir = filepath.Join(mnt, "node3")
+	for i := range pc.nodes {
+		pc.start(i)
+	}
+	if pc.leader(0, 1, 2) == 2 {
+		// Move leadership off the node whose disk will fill: restart it.
+		pc.stop(2)
+		pc.leader(0, 1)
+		pc.start(2)
+	}
+	waitUntil(t, 20*time.Second, "node3 caught up", func() bool { code, _ := pc.health(2); return code == http.StatusOK })
+	filler := filepath.Join(mnt, "filler")
+	fillFile(t, filler)
+	c := pc.client(0, 1)
+	// One acquire at a time: a lone proposal is one log entry, so the
+	// follower falls more than StaleReadMaxBehind entries behind (with
+	// concurrent proposals, group commit would pack them into fewer).
+	for i := 0; i < 1300; i++ {
+		name := fmt.Sprintf("behind-%d", i)
+		if _, err := c.Acquire(context.Background(), name, client.AcquireOptions{Lifetime: time.Hour, RequestID: "rid-0123456789abcdef-" + name}); err != nil {
+			t.Fatalf("acquire %s: %v", name, err)
+		}
+	}
+	staleRead := func() (int, http.Header) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+pc.nodes[2].api+"/v1/locks/behind-1299?stale=true", nil)
+		req.Header.Set("Authorization", "Bearer "+testKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header
+	}
+	waitUntil(t, 20*time.Second, "node3 refuses stale reads", func() bool { code, _ := staleRead(); return code == http.StatusServiceUnavailable })
+	if code, h := pc.health(2); code != http.StatusServiceUnavailable || h.Status != "behind" {
+		t.Fatalf("health of the full follower: %d %+v", code, h)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 60*time.Second, "node3 caught up again", func() bool { code, _ := staleRead(); return code == http.StatusOK })
+	if _, h := staleRead(); h.Get("X-Doubledutch-Behind") == "" {
+		t.Fatal("a stale read without its lag")
+	}
+}
+
+func fillFile(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for n := len(chunk); n > 0; {
+		if _, err := f.Write(chunk[:n]); err != nil {
+			n /= 2
+		}
+	}
 }

@@ -109,13 +109,13 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Fatalf("the page never loaded the cluster's state:\n%s", dom)
 	}
 	for _, g := range held {
-		for _, want := range []string{g.Name, g.Owner, fmt.Sprintf(">%d<", g.FencingToken)} {
+		for _, want := range []string{g.Name(), g.Info().Owner, fmt.Sprintf(">%d<", g.Fence())} {
 			if !strings.Contains(dom, want) {
-				t.Errorf("page lacks %q (lock %s)", want, g.Name)
+				t.Errorf("page lacks %q (lock %s)", want, g.Name())
 			}
 		}
-		if strings.Contains(dom, g.SessionToken) {
-			t.Errorf("page shows the session token of %s", g.Name)
+		if strings.Contains(dom, g.Token()) {
+			t.Errorf("page shows the session token of %s", g.Name())
 		}
 	}
 	for _, n := range ec.nodes {
@@ -143,7 +143,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	// A follower's page shows its local copy and links to the leader's.
 	f := (l + 1) % 3
 	fdom := chromium(t, bin, ec.urls[f]+"/ui/#key="+testKey, "--dump-dom")
-	for _, want := range []string{`data-loaded="true"`, "This node is a follower", `href="` + ec.urls[l] + `/ui/"`, held[0].Name} {
+	for _, want := range []string{`data-loaded="true"`, "This node is a follower", `href="` + ec.urls[l] + `/ui/"`, held[0].Name()} {
 		if !strings.Contains(fdom, want) {
 			t.Errorf("follower page lacks %q", want)
 		}

@@ -53,7 +53,7 @@ func TestWaitersAreServedInFIFOOrder(t *testing.T) {
 		waitForWaiters(t, c, "fifo", i+1)
 	}
 	var handoffs []time.Duration
-	prevToken, prevFence := holder.SessionToken, holder.FencingToken
+	prevToken, prevFence := holder.Token(), holder.Fence()
 	for want := 0; want < waiters; want++ {
 		released := time.Now()
 		if err := c.Release(ctx, "fifo", prevToken, ""); err != nil {
@@ -63,11 +63,11 @@ func TestWaitersAreServedInFIFOOrder(t *testing.T) {
 		if g.who != want {
 			t.Fatalf("waiter %d got the lock; want waiter %d (FIFO)", g.who, want)
 		}
-		if g.lock.FencingToken <= prevFence {
-			t.Fatalf("fencing token %d not above %d", g.lock.FencingToken, prevFence)
+		if g.lock.Fence() <= prevFence {
+			t.Fatalf("fencing token %d not above %d", g.lock.Fence(), prevFence)
 		}
 		handoffs = append(handoffs, g.at.Sub(released))
-		prevToken, prevFence = g.lock.SessionToken, g.lock.FencingToken
+		prevToken, prevFence = g.lock.Token(), g.lock.Fence()
 	}
 	sort.Slice(handoffs, func(i, j int) bool { return handoffs[i] < handoffs[j] })
 	t.Logf("release-to-next-grant handoff over %d waiters: p50 %v max %v", waiters, handoffs[waiters/2], handoffs[waiters-1])
@@ -92,7 +92,7 @@ func TestDisconnectedWaiterIsNeverGranted(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("hung-up waiter: %v", err)
 	}
-	if err := c.Release(ctx, "gone", holder.SessionToken, ""); err != nil {
+	if err := c.Release(ctx, "gone", holder.Token(), ""); err != nil {
 		t.Fatal(err)
 	}
 	// Nobody is waiting any more, so the lock must end up free (at once,
@@ -102,7 +102,7 @@ func TestDisconnectedWaiterIsNeverGranted(t *testing.T) {
 		return errors.Is(err, client.ErrNotFound)
 	})
 	l, err := c.Acquire(ctx, "gone", client.AcquireOptions{Lifetime: time.Second})
-	if err != nil || l.FencingToken <= holder.FencingToken {
+	if err != nil || l.Fence() <= holder.Fence() {
 		t.Fatalf("a new client cannot take the abandoned lock: %v %v", l, err)
 	}
 }

@@ -39,9 +39,16 @@ Usage:
   doubledutch version
   doubledutch help [COMMAND]           this text, or a command's flags
 
+Client (nodes, key and CA from flags or DOUBLEDUTCH_ENDPOINTS, DOUBLEDUTCH_API_KEY
+or DOUBLEDUTCH_API_KEY_FILE, DOUBLEDUTCH_CA; --json for scripts):
+  doubledutch lock NAME [--wait D] [--lifetime D] -- COMMAND [ARGS...]
+                                       run COMMAND while holding NAME (fails closed)
+  doubledutch acquire|release|refresh|get|list|cluster ...
+                                       one lock operation
+
 Each command lists its own flags: 'doubledutch serve --help' (every flag
 also has a DOUBLEDUTCH_* environment variable), 'doubledutch dev --help',
-'doubledutch certs --help', 'doubledutch health --help'.
+'doubledutch certs --help', 'doubledutch health --help', 'doubledutch lock --help'.
 `
 
 // isHelp reports whether a first argument asks for the usage text rather
@@ -64,6 +71,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	cmd := "serve"
 	if len(args) > 0 && !isPort(args[0]) && (len(args[0]) == 0 || args[0][0] != '-') {
 		cmd, args = args[0], args[1:]
+	}
+	if c, ok := clientCommands()[cmd]; ok {
+		return c(ctx, args, getenv, stdout, stderr)
 	}
 	var err error
 	switch cmd {

@@ -178,6 +178,9 @@ func (rn *runningNode) wait(ctx context.Context) error {
 // retryable answer, the listener closes and in-flight requests finish,
 // then the node hands leadership over and closes Raft.
 func (rn *runningNode) shutdown() error {
+	// Leadership first: requests waiting here are then carried to the new
+	// leader by a 307 instead of being refused by api.Close.
+	rn.cluster.HandOver()
 	rn.api.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -196,7 +199,7 @@ func (c *Config) apiTLS() (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("HTTPS certificate %s / key %s: %w (give --tls-cert and --tls-key, or --http / 'h 0' for plain HTTP)", c.TLSCert, c.TLSKey, err)
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
+	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tlsutil.CipherSuites(), Certificates: []tls.Certificate{cert}}, nil
 }
 
 func (c *Config) clusterConfig(log hclog.Logger, raftLn net.Listener) (cluster.Config, error) {
@@ -238,6 +241,7 @@ func (c *Config) apiConfig(key string) api.Config {
 		APIKey:         key,
 		MaxLifetime:    c.MaxLifetime,
 		MaxWait:        c.MaxWait,
+		LeaderWait:     c.LeaderWait,
 		MaxWaiters:     c.MaxWaiters,
 		MaxConnections: c.MaxConnections,
 	}

@@ -15,13 +15,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/doubledutch/doubledutch/cluster"
 	"github.com/doubledutch/doubledutch/cluster/tlsutil"
 )
 
 // devRaftTimeouts are quicker than the serve defaults: on loopback a
 // failover then takes well under a second.
 func devRaftTimeouts() (heartbeat, election, lease time.Duration) {
-	return 500 * time.Millisecond, 500 * time.Millisecond, 250 * time.Millisecond
+	return cluster.DefaultHeartbeatTimeout, cluster.DefaultElectionTimeout, cluster.DefaultLeaderLeaseTimeout
 }
 
 // certsCommand writes a CA and per-node certificates for the API and for

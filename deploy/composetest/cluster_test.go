@@ -1,8 +1,10 @@
 package composetest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -29,11 +31,45 @@ func TestCluster(t *testing.T) {
 		{"2_KillLeader", (*cluster).testKillLeader},
 		{"3_PartitionLeader", (*cluster).testPartitionLeader},
 		{"4_RestartAll", (*cluster).testRestartAll},
-		{"5_NoQuorum", (*cluster).testNoQuorum},
+		{"5_TransferLeaderWithAdminKey", (*cluster).testTransferLeader},
+		{"6_NoQuorum", (*cluster).testNoQuorum},
 	}
 	for _, s := range scenarios {
 		t.Run(s.name, func(t *testing.T) { s.run(c.with(t)) })
 	}
+}
+
+// testTransferLeader moves leadership with the admin key that the compose
+// file provisions as a secret; the lock key must not be able to.
+func (c *cluster) testTransferLeader() {
+	from := c.waitAgreedLeader(30*time.Second, 0, 1, 2)
+	post := func(key string) reply {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(from, "/v1/cluster/leader"), strings.NewReader("{}"))
+		if err != nil {
+			return reply{err: err}
+		}
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.direct.Do(req)
+		if err != nil {
+			return reply{err: err}
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return reply{status: resp.StatusCode, header: resp.Header, body: b, err: err}
+	}
+	if r := post(c.apiKey); r.status != http.StatusUnauthorized {
+		c.t.Fatalf("transfer with the lock key: %s, want 401", r)
+	}
+	if r := post(c.adminKey); r.status != http.StatusOK {
+		c.t.Fatalf("transfer with the admin key: %s", r)
+	}
+	waitFor(c.t, 30*time.Second, "a new leader all agree on", func() (bool, string) {
+		to, why := c.agreedLeader(0, 1, 2)
+		return to >= 0 && to != from, why
+	})
 }
 
 // testImage checks what the image promises: a non-root user, a health

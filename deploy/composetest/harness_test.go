@@ -21,6 +21,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/doubledutch/doubledutch/api"
 )
 
 // Names fixed by docker-compose.cluster.yml.
@@ -35,7 +37,9 @@ const (
 	containerUID  = 65532  // the image's USER
 	secretsGID    = 4242   // group the tests give the key files (exercises DD_SECRETS_GID)
 	lockLifetime  = 600.0  // seconds: long enough to outlive the whole test
-	requestWait   = 4 * time.Second
+	// requestWait outlasts the server's wait for a leader (5 s), after
+	// which a node without quorum answers 503.
+	requestWait = api.DefaultLeaderWait + 3*time.Second
 )
 
 // cluster is one compose project of three nodes, started by startCluster
@@ -48,9 +52,11 @@ type cluster struct {
 	bin     string // the doubledutch binary built for the image
 	certs   string
 	apiKey  string
-	ports   [3]int
-	env     []string // compose variables
-	compose []string // "docker-compose" or "docker compose"
+	// adminKey guards membership, leadership transfer and backups.
+	adminKey string
+	ports    [3]int
+	env      []string // compose variables
+	compose  []string // "docker-compose" or "docker compose"
 
 	follow *http.Client // follows redirects; verifies TLS against the CA
 	direct *http.Client // returns a redirect as the answer
@@ -121,6 +127,10 @@ func startCluster(t *testing.T) *cluster {
 	if err := os.WriteFile(filepath.Join(c.certs, "api-key.txt"), []byte(c.apiKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	c.adminKey = randomHex(20)
+	if err := os.WriteFile(filepath.Join(c.certs, "admin-key.txt"), []byte(c.adminKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	gid := c.shareSecrets()
 
 	for i := range c.ports {
@@ -160,7 +170,7 @@ func startCluster(t *testing.T) *cluster {
 // group the container process is given through DD_SECRETS_GID. As root the
 // tests use a group of their own, so that the group_add path is what runs.
 func (c *cluster) shareSecrets() int {
-	private := []string{filepath.Join(c.certs, "api-key.txt")}
+	private := []string{filepath.Join(c.certs, "api-key.txt"), filepath.Join(c.certs, "admin-key.txt")}
 	for _, id := range nodeIDs {
 		private = append(private, filepath.Join(c.certs, id+".key"))
 	}

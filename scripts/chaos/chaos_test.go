@@ -39,8 +39,9 @@ func runCtx(t *testing.T) context.Context {
 
 // TestSeededChaosRunPasses runs the workload under every fault kind (each
 // at least once: kill -9 of the leader, SIGSTOP of the leader, partitions,
-// a bridge, a rolling restart, leadership churn and a paused client) and
-// requires every check to pass.
+// a bridge, a rolling restart, leadership churn, a paused client, a wiped
+// follower while the other lags, and a node that lost part of its disk)
+// and requires every check to pass.
 func TestSeededChaosRunPasses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos run skipped in -short mode")
@@ -60,6 +61,20 @@ func TestSeededChaosRunPasses(t *testing.T) {
 			t.Errorf("no %s fault hit the leader", kind)
 		}
 	}
+	for _, kind := range AllFaults {
+		if !ran(r, kind) {
+			t.Errorf("no %s fault ran", kind)
+		}
+	}
+}
+
+func ran(r *Report, kind string) bool {
+	for _, f := range r.FaultLog {
+		if f.Kind == kind {
+			return true
+		}
+	}
+	return false
 }
 
 func leaderHit(r *Report, kind string) bool {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -107,11 +106,11 @@ func newNode(cfg ClusterConfig, i int, raftAddr, proxyAddr, voters string) (*nod
 		"--heartbeat-timeout", cfg.Heartbeat.String(), "--election-timeout", cfg.Election.String(),
 		"--leader-lease-timeout", cfg.LeaderLease.String(),
 		// Small snapshots, so restarts also exercise snapshot restore.
-		"--snapshot-interval", "5s", "--snapshot-threshold", "1024",
+		"--snapshot-interval", "2s", "--snapshot-threshold", "256",
 	}
 	return &node{idx: i, id: id, bin: cfg.Bin, args: args,
 		env:     childEnv(append([]string{"DOUBLEDUTCH_API_KEY=" + apiKey}, cfg.ExtraEnv...)...),
-		logPath: filepath.Join(cfg.Dir, id+".log"), apiURL: "http://" + listen, raftAddr: raftAddr}, nil
+		logPath: filepath.Join(cfg.Dir, id+".log"), apiURL: "http://" + listen, raftAddr: raftAddr, dataDir: dataDir}, nil
 }
 
 // Close kills every node and stops the proxies.
@@ -269,11 +268,7 @@ func (c *Cluster) healthy(ctx context.Context) (int, bool) {
 func (c *Cluster) logTails() string {
 	var b strings.Builder
 	for _, n := range c.nodes {
-		data, _ := os.ReadFile(n.logPath)
-		if len(data) > 2000 {
-			data = data[len(data)-2000:]
-		}
-		fmt.Fprintf(&b, "\n--- %s (%s), exit: %v\n%s", n.id, n.logPath, n.exitError(), data)
+		fmt.Fprintf(&b, "\n--- %s (%s), exit: %v\n%s", n.id, n.logPath, n.exitError(), n.logTail())
 	}
 	return b.String()
 }

@@ -10,7 +10,9 @@
 // faults are kill -9 and restart from the same data directory, SIGSTOP and
 // SIGCONT of the leader for longer than a lock lifetime, rolling restarts
 // and leadership churn (SIGTERM of the leader, which hands leadership over
-// before it exits). A client that holds a lock and then "pauses" past its
+// before it exits). Disk faults wipe a follower's data directory while the
+// other follower lags (then, sometimes, kill the leader), or remove raft.db
+// or the snapshots of a stopped node. A client that holds a lock and then "pauses" past its
 // lifetime is simulated in-process.
 //
 // Clients acquire, refresh, release and read a few contended names through

@@ -19,10 +19,13 @@ const (
 	FaultRestart     = "restart"      // rolling restart of every node (SIGTERM, start, healthy)
 	FaultChurn       = "churn"        // SIGTERM the leader (it hands over), restart; repeated
 	FaultClientPause = "client-pause" // a holder stops past its lifetime, then writes stale
+	FaultWipe        = "wipe"         // wipe a follower's data while the other lags; maybe kill the leader
+	FaultDiskLoss    = "disk-loss"    // a stopped node loses raft.db or its snapshots
 )
 
 // AllFaults lists every fault kind.
-var AllFaults = []string{FaultKill, FaultStop, FaultPartition, FaultBridge, FaultRestart, FaultChurn, FaultClientPause}
+var AllFaults = []string{FaultKill, FaultStop, FaultPartition, FaultBridge, FaultRestart, FaultChurn, FaultClientPause,
+	FaultWipe, FaultDiskLoss}
 
 // ParseFaults reads a comma-separated list of fault kinds ("all" or ""
 // for every kind).
@@ -62,8 +65,10 @@ type schedule struct {
 	nClients int
 	// fallback draws what depends on the cluster's timing, so that the
 	// schedule's own draws (rng) stay the same for a seed.
-	fallback         *rand.Rand
-	kills, isolation int
+	fallback                *rand.Rand
+	kills, isolation, wipes int
+	// failover is the last kill or stop's failover probe result.
+	failover time.Duration
 }
 
 // run injects faults until deadline: first every enabled kind once in a
@@ -121,6 +126,7 @@ func (s *schedule) finalFault(ctx context.Context) {
 
 func (s *schedule) inject(ctx context.Context, kind string) {
 	ev := FaultEvent{Kind: kind, Start: s.rec.Now()}
+	s.failover = -1
 	var detail string
 	switch kind {
 	case FaultKill:
@@ -135,12 +141,16 @@ func (s *schedule) inject(ctx context.Context, kind string) {
 		detail, ev.Leader = s.rollingRestart(ctx)
 	case FaultChurn:
 		detail, ev.Leader = s.churn(ctx)
+	case FaultWipe:
+		detail, ev.Leader = s.wipe(ctx)
+	case FaultDiskLoss:
+		detail, ev.Leader = s.diskLoss(ctx)
 	case FaultClientPause:
 		c := s.rng.Intn(s.nClients)
 		s.wl.RequestPause(c)
 		detail = fmt.Sprintf("client c%d pauses past its lifetime after its next grant", c)
 	}
-	ev.Detail, ev.End = detail, s.rec.Now()
+	ev.Detail, ev.End, ev.Failover = detail, s.rec.Now(), s.failover
 	s.rec.AddFault(ev)
 	fmt.Fprintf(s.log, "fault %-12s [%s .. %s] %s\n", kind, ms(ev.Start), ms(ev.End), detail)
 }
@@ -169,22 +179,28 @@ func (s *schedule) kill(ctx context.Context) (string, bool) {
 	}
 	isLeader := found && victim == leader
 	n := s.c.nodes[victim]
+	start := time.Now()
 	if err := n.kill(); err != nil {
 		return "kill: " + err.Error(), false
 	}
+	probe := s.failoverProbe(ctx, victim, start)
 	down := s.hold(ctx, 500, 2500)
 	err := n.start()
+	s.failover = probe(5 * time.Second) // the restarted node may take part
 	return fmt.Sprintf("kill -9 %s (leader=%v), down %v, restart: %v", n.id, isLeader, down, errText(err)), isLeader
 }
 
 func (s *schedule) stop(ctx context.Context) (string, bool) {
 	victim, isLeader := s.leaderOr(ctx)
 	n := s.c.nodes[victim]
+	start := time.Now()
 	if err := n.stop(); err != nil {
 		return "stop: " + err.Error(), false
 	}
+	probe := s.failoverProbe(ctx, victim, start)
 	minMs := int((s.maxLife + time.Second) / time.Millisecond)
 	d := s.hold(ctx, minMs, minMs+1000)
+	s.failover = probe(0) // once it resumes, the old leader could grant
 	err := n.cont()
 	return fmt.Sprintf("SIGSTOP %s (leader=%v) for %v, SIGCONT: %v", n.id, isLeader, d, errText(err)), isLeader
 }

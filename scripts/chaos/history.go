@@ -137,6 +137,7 @@ type Attempt struct {
 	Start, End int64
 	Endpoint   int
 	Result     string // ok, definite, not_applied, unknown
+	OK         bool   // the attempt succeeded
 }
 
 // Write is one write to the fenced resource.
@@ -162,6 +163,9 @@ type FaultEvent struct {
 	// Leader is true when the fault hit the node that led at its start
 	// (killed, stopped, isolated or stopped gracefully).
 	Leader bool
+	// Failover, for a kill or stop, is the time to the first grant of a
+	// fresh request to a surviving node (-1: none while the fault lasted).
+	Failover time.Duration
 }
 
 // History is everything a run recorded.

@@ -44,6 +44,7 @@ type node struct {
 	logPath  string
 	apiURL   string
 	raftAddr string // the real Raft listener, behind the proxy
+	dataDir  string
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -189,6 +190,15 @@ func (n *node) ensureDead() {
 	case <-exited:
 	case <-time.After(10 * time.Second):
 	}
+}
+
+// logTail is the end of the node's log file (its last 2,000 bytes).
+func (n *node) logTail() string {
+	data, _ := os.ReadFile(n.logPath)
+	if len(data) > 2000 {
+		data = data[len(data)-2000:]
+	}
+	return string(data)
 }
 
 // exitError is the last process's exit status, for diagnostics.

@@ -43,7 +43,7 @@ func (a *actor) acquireProbe(name string, lifetime time.Duration) Op {
 		if err != nil {
 			return 0, err
 		}
-		return l.FencingToken, nil
+		return l.Fence(), nil
 	})
 	return op
 }

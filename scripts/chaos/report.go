@@ -29,6 +29,8 @@ type Report struct {
 	Ops          int
 	OpCounts     map[string]int // "acquire ok" -> n
 	Availability availability
+	Legacy       legacyAvailability
+	LegacyCalls  []LegacyCall
 	LeaderFaults []leaderFault
 	Resource     string
 	FaultLog     []FaultEvent
@@ -43,10 +45,10 @@ func (r *Report) Failed() bool { return len(r.Violations) > 0 }
 // availability counts operations with a definite answer, inside fault
 // windows and outside them.
 type availability struct {
-	FaultOps, FaultDefinite          int
-	QuietOps, QuietDefinite          int
-	FaultAttempts, FaultAttemptsFirm int
-	QuietAttempts, QuietAttemptsFirm int
+	FaultOps, FaultDefinite, FaultOK                  int
+	QuietOps, QuietDefinite, QuietOK                  int
+	FaultAttempts, FaultAttemptsFirm, FaultAttemptsOK int
+	QuietAttempts, QuietAttemptsFirm, QuietAttemptsOK int
 }
 
 // leaderFault is a fault that hit the leader and the time to the next
@@ -55,6 +57,7 @@ type leaderFault struct {
 	Kind      string
 	At        int64
 	NextGrant time.Duration // -1: none
+	Failover  time.Duration // probe of the survivors (FaultEvent.Failover)
 }
 
 func (r *Report) fill(h History) {
@@ -64,7 +67,7 @@ func (r *Report) fill(h History) {
 		r.OpCounts[o.Kind.String()+" "+o.Outcome.String()]++
 	}
 	r.Availability = measureAvailability(h)
-	r.LeaderFaults = leaderFaults(h)
+	r.LeaderFaults = leaderFaults(h, r.LegacyCalls)
 	r.Resource = resourceSummary(h.Writes)
 	r.FaultLog = h.Faults
 	r.history = h
@@ -88,47 +91,34 @@ func measureAvailability(h History) availability {
 	for _, o := range h.Ops {
 		if inFault(h.Faults, o.Call) {
 			a.FaultOps++
-			if o.Outcome.definite() {
-				a.FaultDefinite++
-			}
+			a.FaultDefinite += b2i(o.Outcome.definite())
+			a.FaultOK += b2i(o.Outcome == OK)
 		} else {
 			a.QuietOps++
-			if o.Outcome.definite() {
-				a.QuietDefinite++
-			}
+			a.QuietDefinite += b2i(o.Outcome.definite())
+			a.QuietOK += b2i(o.Outcome == OK)
 		}
 	}
 	for _, at := range h.Attempts {
 		if inFault(h.Faults, at.Start) {
 			a.FaultAttempts++
-			if at.Result == "definite" {
-				a.FaultAttemptsFirm++
-			}
+			a.FaultAttemptsFirm += b2i(at.Result == "definite")
+			a.FaultAttemptsOK += b2i(at.OK)
 		} else {
 			a.QuietAttempts++
-			if at.Result == "definite" {
-				a.QuietAttemptsFirm++
-			}
+			a.QuietAttemptsFirm += b2i(at.Result == "definite")
+			a.QuietAttemptsOK += b2i(at.OK)
 		}
 	}
 	return a
 }
 
-func leaderFaults(h History) []leaderFault {
+func leaderFaults(h History, legacy []LegacyCall) []leaderFault {
 	var out []leaderFault
 	for _, f := range h.Faults {
-		if !f.Leader {
-			continue
+		if f.Leader {
+			out = append(out, leaderFault{Kind: f.Kind, At: f.Start, NextGrant: nextGrant(h, legacy, f.Start), Failover: f.Failover})
 		}
-		lf := leaderFault{Kind: f.Kind, At: f.Start, NextGrant: -1}
-		for _, o := range h.Ops {
-			if o.Kind == Acquire && o.Outcome == OK && o.LastSend >= f.Start {
-				if d := time.Duration(o.Return - f.Start); lf.NextGrant < 0 || d < lf.NextGrant {
-					lf.NextGrant = d
-				}
-			}
-		}
-		out = append(out, lf)
 	}
 	return out
 }
@@ -174,11 +164,7 @@ func (r *Report) writeFigures(b *strings.Builder) {
 	if r.Check != nil {
 		fmt.Fprintf(b, "linearizability (porcupine): %s, checked in %v\n", r.Check.Linearizable, r.Check.CheckTime.Round(time.Millisecond))
 	}
-	a := r.Availability
-	fmt.Fprintf(b, "availability during faults: %s operations answered (attempts: %s)\n",
-		pct(a.FaultDefinite, a.FaultOps), pct(a.FaultAttemptsFirm, a.FaultAttempts))
-	fmt.Fprintf(b, "availability outside faults: %s operations answered (attempts: %s)\n",
-		pct(a.QuietDefinite, a.QuietOps), pct(a.QuietAttemptsFirm, a.QuietAttempts))
+	r.writeAvailability(b)
 	fmt.Fprintln(b, "faults that hit the leader -> next successful grant requested after the fault began:")
 	for _, lf := range r.LeaderFaults {
 		next := "none"

@@ -40,6 +40,10 @@ type Config struct {
 	FailoverBound time.Duration
 	Check         CheckConfig
 	Log           io.Writer // progress; default discard
+	// LegacyClients is how many raw-HTTP clients of the original API run
+	// beside the workload to measure what a client without retries sees
+	// (default 4; negative: none).
+	LegacyClients int
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -58,6 +62,9 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.FailoverBound, 5*time.Second)
 	if len(c.Faults) == 0 {
 		c.Faults = AllFaults
+	}
+	if c.LegacyClients == 0 {
+		c.LegacyClients = 4
 	}
 	if c.BrokenRate == 0 {
 		c.BrokenRate = 3
@@ -128,6 +135,7 @@ type run struct {
 	// recoveredAt is when the first grant after the faults returned.
 	recoveredAt int64
 	report      *Report
+	legacy      *legacyClients
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -141,7 +149,13 @@ func (r *run) execute(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); r.wl.Run(wctx) }()
-	r.logf("workload started: %d clients on %v", r.cfg.Workload.Clients, r.cfg.Workload.Names)
+	r.legacy = &legacyClients{urls: r.c.URLs(), rec: r.rec, timeout: legacyTimeout}
+	if r.cfg.LegacyClients > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.legacy.run(wctx, r.cfg.LegacyClients, r.cfg.Seed) }()
+	}
+	r.logf("workload started: %d clients on %v, %d raw-HTTP clients of the original API",
+		r.cfg.Workload.Clients, r.cfg.Workload.Names, max(r.cfg.LegacyClients, 0))
 	_ = sleepCtx(ctx, r.cfg.Warmup)
 
 	s := &schedule{c: r.c, rec: r.rec, wl: r.wl, rng: rand.New(rand.NewSource(r.cfg.Seed)),
@@ -181,6 +195,8 @@ func (r *run) finish() {
 	h := r.rec.History()
 	r.logf("checking %d operations", len(h.Ops))
 	r.report.Check = Check(h, r.cfg.Check)
+	r.report.LegacyCalls = r.legacy.history()
+	r.report.Legacy = measureLegacy(r.report.LegacyCalls, h.Faults)
 	r.report.fill(h)
 	// Linearizability first: it is the verdict that covers the others.
 	all := append(append([]Violation(nil), r.report.Check.Violations...), r.report.LiveViolations...)

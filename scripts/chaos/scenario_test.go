@@ -58,8 +58,16 @@ func TestRetryAfterAbandonedGrant(t *testing.T) {
 // abandonedGrantHistory runs the scenario and records it.
 func abandonedGrantHistory(t *testing.T, c *Cluster, leader int) History {
 	rec := NewRecorder(100 * time.Millisecond)
-	cl := client.New([]string{c.nodes[leader].apiURL}, apiKey, nil)
-	cl.Retry = 0
+	eps := []string{c.nodes[leader].apiURL} // every call goes to the leader
+	for i, n := range c.nodes {
+		if i != leader {
+			eps = append(eps, n.apiURL)
+		}
+	}
+	cl, err := client.NewClient(client.Config{Endpoints: eps, APIKey: apiKey, MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	const lifetime = 30 * time.Second
 	bg := context.Background()
 	acquire := Op{Client: 0, Kind: Acquire, Name: "x", Lifetime: lifetime, RequestID: "abandoned-grant-0001", Call: rec.Now()}
@@ -69,7 +77,7 @@ func abandonedGrantHistory(t *testing.T, c *Cluster, leader int) History {
 		}
 	}
 	ctx, cancel := context.WithTimeout(bg, 500*time.Millisecond)
-	_, err := cl.Acquire(ctx, "x", client.AcquireOptions{Lifetime: lifetime, RequestID: acquire.RequestID})
+	_, err = cl.Acquire(ctx, "x", client.AcquireOptions{Lifetime: lifetime, RequestID: acquire.RequestID})
 	cancel()
 	t.Logf("first attempt (followers stopped): %v", err)
 	time.Sleep(time.Second)
@@ -84,7 +92,7 @@ func abandonedGrantHistory(t *testing.T, c *Cluster, leader int) History {
 	g, err := cl.Acquire(bg, "x", client.AcquireOptions{Lifetime: lifetime, RequestID: acquire.RequestID})
 	acquire.Return, acquire.Outcome, acquire.Attempts = rec.Now(), outcomeOf(err), 2
 	if g != nil {
-		acquire.Fence = g.FencingToken
+		acquire.Fence = g.Fence()
 	}
 	rec.AddOp(acquire)
 	get := Op{Client: 1, Kind: Get, Name: "x", Call: rec.Now()}
@@ -98,7 +106,7 @@ func abandonedGrantHistory(t *testing.T, c *Cluster, leader int) History {
 	o, err := cl.Acquire(bg, "x", client.AcquireOptions{Lifetime: time.Second})
 	other.Return, other.Outcome = rec.Now(), outcomeOf(err)
 	if o != nil {
-		other.Fence = o.FencingToken
+		other.Fence = o.Fence()
 	}
 	rec.AddOp(other)
 	return rec.History()

@@ -90,8 +90,15 @@ func newClientPool(urls []string) *clientPool {
 }
 
 func (p *clientPool) fresh(i int) *client.Client {
-	c := client.New([]string{p.urls[i]}, apiKey, nil)
-	c.Retry = 0
+	// Its own node first: with one attempt per call, that is the node
+	// every call goes to (or the leader it redirects to, which must be
+	// one of the configured endpoints).
+	eps := append([]string{p.urls[i]}, p.urls[:i]...)
+	eps = append(eps, p.urls[i+1:]...)
+	c, err := client.NewClient(client.Config{Endpoints: eps, APIKey: apiKey, MaxAttempts: 1})
+	if err != nil {
+		panic(err) // the harness's own URLs
+	}
 	return c
 }
 
@@ -169,8 +176,8 @@ func (a *actor) cycle(name string) {
 		if err != nil {
 			return 0, err
 		}
-		token = l.SessionToken
-		return l.FencingToken, nil
+		token = l.Token()
+		return l.Fence(), nil
 	})
 	if op.Outcome != OK {
 		if paused {
@@ -285,7 +292,7 @@ func (a *actor) invoke(op *Op, call func(context.Context, *client.Client) (uint6
 		if v != definite {
 			a.w.pool.reset(ep, c)
 		}
-		attempts = append(attempts, Attempt{Start: sent, End: rec.Now(), Endpoint: ep, Result: v.String()})
+		attempts = append(attempts, Attempt{Start: sent, End: rec.Now(), Endpoint: ep, Result: v.String(), OK: err == nil})
 		op.Attempts++
 		if err != nil {
 			op.Note = err.Error()
