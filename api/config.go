@@ -6,10 +6,6 @@ import (
 	"time"
 )
 
-// Version is the release reported in the default server name. cmd may set
-// it at link time: -ldflags "-X github.com/doubledutch/doubledutch/api.Version=1.2.3".
-var Version = "0.1.0"
-
 // Defaults applied by New to zero Config fields.
 const (
 	DefaultLifetime          = 30 * time.Second    // the original's default lifetime
@@ -42,8 +38,12 @@ const (
 // means "use the default".
 type Config struct {
 	// ServerName is reported as "servername" by the legacy endpoints and
-	// in the Server header. Default "DoubleDutch/" + Version.
+	// in the Server header. Default "DoubleDutch/" + Version, or
+	// "DoubleDutch" without a Version.
 	ServerName string
+	// Version is the release of the binary (cmd passes its build stamp);
+	// it only names the default ServerName.
+	Version string
 	// APIKey is the shared secret clients present as the auth query
 	// parameter (legacy endpoints) or as "Authorization: Bearer KEY". The
 	// original always requires a key, and so does New: an empty key is
@@ -120,7 +120,10 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("api: the admin key must differ from the API key")
 	}
 	if c.ServerName == "" {
-		c.ServerName = "DoubleDutch/" + Version
+		c.ServerName = "DoubleDutch"
+		if c.Version != "" {
+			c.ServerName += "/" + c.Version
+		}
 	}
 	setDur(&c.DefaultLifetime, DefaultLifetime)
 	setDur(&c.MaxLifetime, DefaultMaxLifetime)

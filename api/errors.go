@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/doubledutch/doubledutch/api/codes"
 	"github.com/doubledutch/doubledutch/cluster"
 	"github.com/doubledutch/doubledutch/cluster/locking"
 )
@@ -60,7 +61,7 @@ var (
 type errorEntry struct {
 	err    error
 	status int
-	code   string
+	code   codes.Code
 }
 
 // errorTable is the one place an error becomes a status and a code. Order
@@ -71,43 +72,43 @@ type errorEntry struct {
 var errorTable = []errorEntry{
 	// First: an error that may have been applied must never look like
 	// one that certainly was not.
-	{cluster.ErrUnknownOutcome, http.StatusGatewayTimeout, "unknown_outcome"},
-	{ErrBadRequest, http.StatusBadRequest, "bad_request"},
-	{ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
-	{ErrAdminDisabled, http.StatusForbidden, "admin_disabled"},
-	{ErrNotFound, http.StatusNotFound, "not_found"},
-	{cluster.ErrNotMember, http.StatusNotFound, "not_found"},
-	{cluster.ErrQuorumAtRisk, http.StatusConflict, "quorum_at_risk"},
-	{ErrMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed"},
-	{ErrBusy, http.StatusConflict, "busy"},
-	{ErrNotHeld, http.StatusConflict, "not_held"},
-	{ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
-	{ErrSlowBody, http.StatusRequestTimeout, "body_timeout"},
-	{ErrURITooLong, http.StatusRequestURITooLong, "uri_too_long"},
-	{ErrGrantEnded, http.StatusConflict, "grant_ended"},
-	{ErrTooManyWaiters, http.StatusTooManyRequests, "too_many_waiters"},
-	{ErrTooManyLocks, http.StatusTooManyRequests, "too_many_locks"},
-	{ErrTooManyIDs, http.StatusTooManyRequests, "too_many_request_ids"},
-	{ErrNoLeader, http.StatusServiceUnavailable, "no_leader"},
+	{cluster.ErrUnknownOutcome, http.StatusGatewayTimeout, codes.UnknownOutcome},
+	{ErrBadRequest, http.StatusBadRequest, codes.BadRequest},
+	{ErrUnauthorized, http.StatusUnauthorized, codes.Unauthorized},
+	{ErrAdminDisabled, http.StatusForbidden, codes.AdminDisabled},
+	{ErrNotFound, http.StatusNotFound, codes.NotFound},
+	{cluster.ErrNotMember, http.StatusNotFound, codes.NotFound},
+	{cluster.ErrQuorumAtRisk, http.StatusConflict, codes.QuorumAtRisk},
+	{ErrMethodNotAllowed, http.StatusMethodNotAllowed, codes.MethodNotAllowed},
+	{ErrBusy, http.StatusConflict, codes.Busy},
+	{ErrNotHeld, http.StatusConflict, codes.NotHeld},
+	{ErrTooLarge, http.StatusRequestEntityTooLarge, codes.TooLarge},
+	{ErrSlowBody, http.StatusRequestTimeout, codes.BodyTimeout},
+	{ErrURITooLong, http.StatusRequestURITooLong, codes.URITooLong},
+	{ErrGrantEnded, http.StatusConflict, codes.GrantEnded},
+	{ErrTooManyWaiters, http.StatusTooManyRequests, codes.TooManyWaiters},
+	{ErrTooManyLocks, http.StatusTooManyRequests, codes.TooManyLocks},
+	{ErrTooManyIDs, http.StatusTooManyRequests, codes.TooManyRequestIDs},
+	{ErrNoLeader, http.StatusServiceUnavailable, codes.NoLeader},
 	// Before ErrNotLeader: a waiter's leader_changed also matches it.
-	{ErrLeaderChanged, http.StatusServiceUnavailable, "leader_changed"},
-	{cluster.ErrNotLeader, http.StatusServiceUnavailable, "no_leader"},
-	{cluster.ErrNotApplied, http.StatusServiceUnavailable, "unavailable"},
-	{cluster.ErrTooStale, http.StatusServiceUnavailable, "too_stale"},
-	{cluster.ErrShutdown, http.StatusServiceUnavailable, "unavailable"},
+	{ErrLeaderChanged, http.StatusServiceUnavailable, codes.LeaderChanged},
+	{cluster.ErrNotLeader, http.StatusServiceUnavailable, codes.NoLeader},
+	{cluster.ErrNotApplied, http.StatusServiceUnavailable, codes.Unavailable},
+	{cluster.ErrTooStale, http.StatusServiceUnavailable, codes.TooStale},
+	{cluster.ErrShutdown, http.StatusServiceUnavailable, codes.Unavailable},
 	// Nobody reads this answer; the row keeps request logs truthful.
-	{ErrClientGone, 499, "client_gone"},
-	{context.Canceled, 499, "client_gone"},
+	{ErrClientGone, 499, codes.ClientGone},
+	{context.Canceled, 499, codes.ClientGone},
 }
 
 // classify looks err up in the error table; anything unknown is a 500.
-func classify(err error) (status int, code string) {
+func classify(err error) (status int, code codes.Code) {
 	e := lookup(err)
 	return e.status, e.code
 }
 
 // internalEntry answers an error the table does not know: a bug.
-var internalEntry = errorEntry{status: http.StatusInternalServerError, code: "internal"}
+var internalEntry = errorEntry{status: http.StatusInternalServerError, code: codes.Internal}
 
 func lookup(err error) errorEntry {
 	for _, e := range errorTable {
@@ -121,12 +122,12 @@ func lookup(err error) errorEntry {
 // serverMessages are the public messages of server-side failures (5xx),
 // by code. A cluster error may carry a raw cause such as "write
 // /data/raft.db: no space left on device"; that goes to the log only.
-var serverMessages = map[string]string{
-	"internal":        "internal error",
-	"unknown_outcome": "the command may or may not have been applied; retry with the same request id",
-	"no_leader":       "no leader is known; retry shortly",
-	"leader_changed":  "leadership changed while waiting; retry",
-	"unavailable":     "the command was not applied; retry shortly",
+var serverMessages = map[codes.Code]string{
+	codes.Internal:       "internal error",
+	codes.UnknownOutcome: "the command may or may not have been applied; retry with the same request id",
+	codes.NoLeader:       "no leader is known; retry shortly",
+	codes.LeaderChanged:  "leadership changed while waiting; retry",
+	codes.Unavailable:    "the command was not applied; retry shortly",
 }
 
 // publicMessage is what a client reads about err. Client errors (4xx)
@@ -143,7 +144,7 @@ func publicMessage(err error, e errorEntry) string {
 	if msg, ok := serverMessages[e.code]; ok {
 		return msg
 	}
-	return "the server could not serve the request (" + e.code + ")"
+	return "the server could not serve the request (" + string(e.code) + ")"
 }
 
 // apiError carries a sentinel (for the table) and a message for the client.
@@ -166,9 +167,9 @@ func badRequest(format string, args ...any) error {
 
 // errorDetail is the body of every error: {"error":{"code","message"}}.
 type errorDetail struct {
-	Code    string    `json:"code"`
-	Message string    `json:"message"`
-	Lock    *lockView `json:"lock,omitempty"`
+	Code    codes.Code `json:"code"`
+	Message string     `json:"message"`
+	Lock    *lockView  `json:"lock,omitempty"`
 }
 
 // errorBody is the one error shape. The legacy fields are filled only on

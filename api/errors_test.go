@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/doubledutch/doubledutch/api/codes"
 	"github.com/doubledutch/doubledutch/cluster"
 	"github.com/doubledutch/doubledutch/fsm"
 )
@@ -47,6 +48,27 @@ func TestServerErrorsHideCauses(t *testing.T) {
 					t.Fatalf("%v: the body leaks %q: %q", tc.kind, leak, msg)
 				}
 			}
+		}
+	}
+}
+
+// TestErrorTableCodesKnown: every code the error table (and the fallback
+// for unknown errors) can answer is a code of package codes, with a
+// class, so that clients classify it as the server means it.
+func TestErrorTableCodesKnown(t *testing.T) {
+	for _, e := range append(errorTable, internalEntry) {
+		if !codes.Known(e.code) || codes.Classify(e.code) == codes.Unclassified {
+			t.Errorf("%v -> %d %q: not in package codes", e.err, e.status, e.code)
+		}
+		// A 5xx or 429 that is "definite" would stop clients retrying
+		// what the server says may pass.
+		if (e.status >= 500 || e.status == http.StatusTooManyRequests) && !codes.Retryable(e.code) {
+			t.Errorf("%q (%d) is not retryable", e.code, e.status)
+		}
+	}
+	for c := range serverMessages {
+		if !codes.Known(c) {
+			t.Errorf("server message for unknown code %q", c)
 		}
 	}
 }

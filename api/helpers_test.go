@@ -8,11 +8,12 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/doubledutch/doubledutch/internal/testlog"
 )
 
 const (
@@ -27,27 +28,8 @@ type harness struct {
 	s *Server
 }
 
-// testLogWriter sends log lines to t.Log until the test ends; goroutines
-// that outlive the test must not call t.Log.
-type testLogWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 func testLogger(t testing.TB) hclog.Logger {
-	w := &testLogWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return hclog.New(&hclog.LoggerOptions{Name: "api", Output: w, Level: hclog.Debug})
+	return testlog.New(t, "api", hclog.Debug)
 }
 
 func newHarness(t testing.TB, mods ...func(*Config)) *harness {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
+	"github.com/doubledutch/doubledutch/api/codes"
 	"github.com/doubledutch/doubledutch/fsm"
 )
 
@@ -62,8 +63,8 @@ func (sh shape) decorate(b *errorBody, r *http.Request, serverName string) {
 
 // status adjusts the table's status where the original differs: it
 // answers a failed release with 400, not 409.
-func (sh shape) status(status int, code string) int {
-	if sh == shapeReleaseLock && code == "not_held" {
+func (sh shape) status(status int, code codes.Code) int {
+	if sh == shapeReleaseLock && code == codes.NotHeld {
 		return http.StatusBadRequest
 	}
 	return status

@@ -116,8 +116,8 @@ func (s *Server) countLockOp(rt route) handlerFunc {
 		start := time.Now()
 		err := next(w, r, ps)
 		if err != nil {
-			_, result := classify(err)
-			s.opsp.metrics.lockOps.WithLabelValues(kind, result).Inc()
+			_, code := classify(err)
+			s.opsp.metrics.lockOps.WithLabelValues(kind, string(code)).Inc()
 			return err
 		}
 		if kind == "acquire" {

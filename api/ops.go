@@ -207,11 +207,11 @@ func (sw *startedWriter) Write(p []byte) (int, error) {
 type opsView struct {
 	// Nodes is the configuration with each member's role and lag; only
 	// the leader measures its followers (known false elsewhere).
-	Nodes []cluster.PeerProgress `json:"nodes,omitempty"`
+	Nodes []peerView `json:"nodes,omitempty"`
 	// LeaderChanges are the recent leader changes this node saw, oldest
 	// first; LeaderChangesTotal counts all since it started.
-	LeaderChanges      []cluster.LeaderChange `json:"leader_changes,omitempty"`
-	LeaderChangesTotal uint64                 `json:"leader_changes_total"`
+	LeaderChanges      []leaderChangeView `json:"leader_changes,omitempty"`
+	LeaderChangesTotal uint64             `json:"leader_changes_total"`
 	// LockCount is the number of locks held in this node's applied state.
 	LockCount int `json:"lock_count"`
 }
@@ -220,9 +220,9 @@ func (s *Server) opsView() opsView {
 	if s.opsp.ops == nil {
 		return opsView{}
 	}
-	v := opsView{Nodes: s.opsp.ops.Peers(), LockCount: s.opsp.ops.LockCount()}
-	v.LeaderChanges, v.LeaderChangesTotal = s.opsp.ops.LeaderChanges()
-	return v
+	changes, total := s.opsp.ops.LeaderChanges()
+	return opsView{Nodes: viewOfPeers(s.opsp.ops.Peers()), LeaderChanges: viewOfLeaderChanges(changes),
+		LeaderChangesTotal: total, LockCount: s.opsp.ops.LockCount()}
 }
 
 // waitersTotal and waitersFor are the operations code's only reads of the

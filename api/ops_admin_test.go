@@ -17,12 +17,18 @@ type opsFake struct {
 	*fakeCluster
 	transfers atomic.Int64
 	backups   atomic.Int64
+	// peers and changes are what Peers and LeaderChanges answer (set
+	// before the server serves).
+	peers   []cluster.PeerProgress
+	changes []cluster.LeaderChange
 }
 
-func (o *opsFake) Peers() []cluster.PeerProgress                   { return nil }
-func (o *opsFake) LeaderChanges() ([]cluster.LeaderChange, uint64) { return nil, 0 }
-func (o *opsFake) LockCount() int                                  { return 0 }
-func (o *opsFake) OnApplied(func(fsm.Result))                      {}
+func (o *opsFake) Peers() []cluster.PeerProgress { return o.peers }
+func (o *opsFake) LeaderChanges() ([]cluster.LeaderChange, uint64) {
+	return o.changes, uint64(len(o.changes))
+}
+func (o *opsFake) LockCount() int             { return 0 }
+func (o *opsFake) OnApplied(func(fsm.Result)) {}
 
 func (o *opsFake) TransferLeadership(string) error {
 	o.transfers.Add(1)

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -333,4 +334,88 @@ func (s *Server) readLock(w http.ResponseWriter, r *http.Request, ps httprouter.
 	}
 	writeJSON(w, http.StatusOK, lockInfo{lockView: viewOf(lock, now), Waiters: s.locks.Waiters(name), staleFields: stale})
 	return nil
+}
+
+// listResponse answers GET /v1/locks.
+type listResponse struct {
+	Locks []listItem `json:"locks"`
+	// Next is the cursor for the following page (pass it as after=);
+	// absent on the last page.
+	Next string `json:"next,omitempty"`
+	staleFields
+}
+
+// listItem is one lock of a listing with its waiters at this node (the
+// leader; 0 on a stale read from a follower).
+type listItem struct {
+	lockView
+	Waiters int `json:"waiters"`
+}
+
+// listQuery is the validated query of GET /v1/locks.
+type listQuery struct {
+	Prefix, After string
+	Limit         int
+}
+
+// listLocks serves GET /v1/locks?prefix&after&limit[&stale]: one page of
+// held locks in name order.
+func (s *Server) listLocks(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	lq, err := s.parseList(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	var (
+		locks []fsm.Lock
+		now   int64
+		stale staleFields
+	)
+	// One extra lock tells whether another page follows.
+	if isStale(r) {
+		if stale, err = s.checkStale(w); err != nil {
+			return err
+		}
+		locks, now, _ = s.cluster.StaleListLocks(lq.Prefix, lq.After, lq.Limit+1)
+	} else {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ProposeTimeout)
+		defer cancel()
+		if locks, now, err = s.cluster.ListLocks(ctx, lq.Prefix, lq.After, lq.Limit+1); err != nil {
+			return err
+		}
+	}
+	out := listResponse{Locks: make([]listItem, 0, min(len(locks), lq.Limit)), staleFields: stale}
+	if len(locks) > lq.Limit {
+		locks = locks[:lq.Limit]
+		out.Next = locks[len(locks)-1].Name
+	}
+	for _, l := range locks {
+		out.Locks = append(out.Locks, listItem{lockView: viewOf(l, now), Waiters: s.waitersFor(l.Name)})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) parseList(raw string) (listQuery, error) {
+	q, err := parseQuery(raw, "prefix", "after", "limit", "stale")
+	if err != nil {
+		return listQuery{}, err
+	}
+	lq := listQuery{Prefix: q.Get("prefix"), After: q.Get("after"), Limit: DefaultListLimit}
+	if err := checkText("prefix", lq.Prefix, s.cfg.MaxNameLength); err != nil {
+		return lq, err
+	}
+	if err := checkText("after", lq.After, s.cfg.MaxNameLength); err != nil {
+		return lq, err
+	}
+	if v, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(v[0])
+		if err != nil || n < 1 || n > MaxListLimit {
+			return lq, badRequest("limit must be a whole number from 1 to %d", MaxListLimit)
+		}
+		lq.Limit = n
+	}
+	if v, ok := q["stale"]; ok && v[0] != "" && v[0] != "true" && v[0] != "1" && v[0] != "false" && v[0] != "0" {
+		return lq, badRequest("stale must be true or false")
+	}
+	return lq, nil
 }

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/doubledutch/doubledutch/api/codes"
 )
 
 // request is one logical call. Every attempt of it carries the same
@@ -107,14 +109,16 @@ func jitter(attempt int) time.Duration {
 	return d/2 + rand.N(d/2)
 }
 
-// classify says what a failed attempt tells about its effect.
+// classify says what a failed attempt tells about its effect: an answer
+// by its code's class (package codes), a transport failure by whether
+// the request was sent.
 func classify(err error) verdict {
 	var apiErr *APIError
 	if errors.As(err, &apiErr) {
-		switch {
-		case apiErr.notApplied():
+		switch apiErr.class() {
+		case codes.NotApplied:
 			return notApplied
-		case apiErr.Code == "unknown_outcome":
+		case codes.OutcomeUnknown:
 			return maybe
 		}
 		return definite
@@ -128,6 +132,13 @@ func classify(err error) verdict {
 	}
 	return maybe // sent, and then the connection failed or timed out
 }
+
+// NotApplied reports whether a call's error guarantees that the command
+// had no effect: an answer whose code says so (no leader, a limit, a
+// redirect chain that reached no leader) or a connection that was never
+// made. A harness that makes its own attempts (MaxAttempts 1) uses it
+// to tell "failed" from "outcome unknown".
+func NotApplied(err error) bool { return err != nil && classify(err) == notApplied }
 
 // pick returns the base URL for an attempt: the remembered leader, else
 // the endpoints in turn.

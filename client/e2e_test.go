@@ -86,37 +86,6 @@ func TestAcquireRefreshReleaseThroughFollowers(t *testing.T) {
 	}
 }
 
-// competitor polls for the lock at the leader's own listener (not
-// through the proxies), one attempt every few milliseconds, and returns
-// the send time of the attempt that was granted: a lower bound of the
-// moment the cluster granted it to someone else.
-func competitor(t *testing.T, cl *ddtest.Cluster, name string, timeout time.Duration) time.Time {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		i := cl.LeaderNow()
-		if i < 0 {
-			time.Sleep(20 * time.Millisecond)
-			continue
-		}
-		c := newClient(t, []string{cl.Nodes[i].Direct}, func(cfg *client.Config) { cfg.MaxAttempts = 1 })
-		for time.Now().Before(deadline) {
-			sent := time.Now()
-			l, err := c.Acquire(context.Background(), name, client.AcquireOptions{Lifetime: 30 * time.Second})
-			if err == nil {
-				t.Logf("competitor granted fence %d", l.Fence())
-				return sent
-			}
-			if !errors.Is(err, client.ErrBusy) {
-				break // leadership moved: find the leader again
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	t.Fatalf("the competitor got no grant within %v", timeout)
-	return time.Time{}
-}
-
 // checkLostAtDeadline waits for Lost to close and checks that it closed
 // at the deadline (allowing a loaded machine's timer and scheduling
 // delay), not earlier and not much later; it returns when it was seen.
@@ -164,7 +133,7 @@ func TestCutOffClientLosesTheLockBeforeAnyoneElseGetsIt(t *testing.T) {
 	waitFor(t, 10*time.Second, "a keepalive refresh", func() bool { return l.Deadline().After(first) })
 	cl.Blackhole(true)
 	cut := time.Now()
-	granted := competitor(t, cl, "cut", 20*time.Second)
+	granted := cl.GrantElsewhere(t, "cut", 20*time.Second)
 	// The safety property is the deadline's: it lies before the other
 	// grant. Lost closes at the deadline, as late as a timer may fire on a
 	// loaded machine; lostTime is when a goroutine saw it.
@@ -207,7 +176,7 @@ func TestKeepaliveSurvivesLeaderKill(t *testing.T) {
 		t.Fatalf("after the failover: %+v %v, want fence %d", got, err, l.Fence())
 	}
 	cl.Blackhole(true)
-	granted := competitor(t, cl, "survivor", 30*time.Second)
+	granted := cl.GrantElsewhere(t, "survivor", 30*time.Second)
 	if d := l.Deadline(); !d.Before(granted) {
 		t.Fatalf("the deadline lies %v after another client's grant", d.Sub(granted))
 	}

@@ -4,18 +4,32 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
+
+	"github.com/doubledutch/doubledutch/api/codes"
 )
 
 // Errors returned by the client, matched with errors.Is. An *APIError
-// matches the one its code stands for.
+// matches the one its code stands for (see sentinels).
 var (
-	ErrBusy           = errors.New("lock is held by someone else")
-	ErrNotHeld        = errors.New("lock is not held with this token")
-	ErrNotFound       = errors.New("lock is not held")
-	ErrUnauthorized   = errors.New("missing or wrong API key")
-	ErrBadRequest     = errors.New("bad request")
+	ErrBusy     = errors.New("lock is held by someone else")
+	ErrNotHeld  = errors.New("lock is not held with this token")
+	ErrNotFound = errors.New("lock is not held")
+	// ErrGrantEnded: an acquire repeated with the request id of an
+	// earlier grant that has ended since (released or expired); it does
+	// not act again.
+	ErrGrantEnded   = errors.New("the grant of this request id has ended")
+	ErrUnauthorized = errors.New("missing or wrong API key")
+	// ErrRefused: the node refuses the operation as configured or in its
+	// state (admin endpoints disabled, a membership change that would
+	// put the quorum at risk).
+	ErrRefused    = errors.New("the node refused the operation")
+	ErrBadRequest = errors.New("bad request")
+	// ErrUnavailable: the cluster cannot serve the call now and nothing
+	// was applied (no leader or quorum, a node too far behind, or a
+	// limit on locks, request ids or waiters); retry later.
 	ErrUnavailable    = errors.New("cluster unavailable (no leader or no quorum)")
 	ErrUnknownOutcome = errors.New("outcome unknown")
 	// ErrRedirectRefused: a node redirected to a URL that is not one of
@@ -30,10 +44,40 @@ var (
 	ErrReleased = errors.New("lock released")
 )
 
+// sentinels maps every wire code to the error it matches. What each code
+// says about a command's effect (and so whether to retry) is the codes
+// package's; this only names it for errors.Is.
+var sentinels = map[codes.Code]error{
+	codes.Busy:              ErrBusy,
+	codes.NotHeld:           ErrNotHeld,
+	codes.NotFound:          ErrNotFound,
+	codes.GrantEnded:        ErrGrantEnded,
+	codes.Unauthorized:      ErrUnauthorized,
+	codes.AdminDisabled:     ErrRefused,
+	codes.QuorumAtRisk:      ErrRefused,
+	codes.BadRequest:        ErrBadRequest,
+	codes.TooLarge:          ErrBadRequest,
+	codes.URITooLong:        ErrBadRequest,
+	codes.MethodNotAllowed:  ErrBadRequest,
+	codes.NoLeader:          ErrUnavailable,
+	codes.LeaderChanged:     ErrUnavailable,
+	codes.Unavailable:       ErrUnavailable,
+	codes.TooStale:          ErrUnavailable,
+	codes.BodyTimeout:       ErrUnavailable,
+	codes.TooManyWaiters:    ErrUnavailable,
+	codes.TooManyLocks:      ErrUnavailable,
+	codes.TooManyRequestIDs: ErrUnavailable,
+	codes.UnknownOutcome:    ErrUnknownOutcome,
+	codes.Internal:          ErrUnknownOutcome,
+	codes.ClientGone:        ErrUnknownOutcome,
+}
+
 // APIError is an error answer of the server.
 type APIError struct {
-	Status  int
-	Code    string
+	Status int
+	// Code is the answer's wire code, or http_NNN for an answer without
+	// a JSON error body.
+	Code    codes.Code
 	Message string
 }
 
@@ -44,35 +88,18 @@ func (e *APIError) Error() string {
 
 // Is maps the stable error codes to the package's sentinels.
 func (e *APIError) Is(target error) bool {
-	switch e.Code {
-	case "busy":
-		return target == ErrBusy
-	case "not_held":
-		return target == ErrNotHeld
-	case "not_found":
-		return target == ErrNotFound
-	case "unauthorized":
-		return target == ErrUnauthorized
-	case "bad_request", "too_large":
-		return target == ErrBadRequest
-	case "no_leader", "leader_changed", "unavailable", "too_many_waiters":
-		return target == ErrUnavailable
-	case "unknown_outcome":
-		return target == ErrUnknownOutcome
-	}
-	return false
+	s, ok := sentinels[e.Code]
+	return ok && target == s
 }
 
-// notApplied says whether the answer guarantees the command had no
-// effect: the node knew no leader, leadership changed before the
-// proposal, the queue was full, or a redirect chain never reached a
-// leader.
-func (e *APIError) notApplied() bool {
-	switch e.Code {
-	case "no_leader", "leader_changed", "unavailable", "too_many_waiters", "http_307", "http_308":
-		return true
+// class says what the answer tells about the command's effect. A
+// redirect answer (the chain of leader redirects ran out) never reached
+// a leader, so it certainly had no effect.
+func (e *APIError) class() codes.Class {
+	if e.Status == http.StatusTemporaryRedirect || e.Status == http.StatusPermanentRedirect {
+		return codes.NotApplied
 	}
-	return false
+	return codes.Classify(e.Code)
 }
 
 // UnknownOutcomeError is returned when a mutating call ran out of retries
@@ -129,7 +156,7 @@ func decodeError(status int, data []byte) error {
 		if len(msg) > 200 {
 			msg = msg[:200] + "..."
 		}
-		return &APIError{Status: status, Code: fmt.Sprintf("http_%d", status), Message: msg}
+		return &APIError{Status: status, Code: codes.Code(fmt.Sprintf("http_%d", status)), Message: msg}
 	}
-	return &APIError{Status: status, Code: env.Error.Code, Message: env.Error.Message}
+	return &APIError{Status: status, Code: codes.Code(env.Error.Code), Message: env.Error.Message}
 }

@@ -86,7 +86,7 @@ type RestoreInfo struct {
 	// Locks is the number of locks restored.
 	Locks int
 	// Voters is the configuration the restored node starts with.
-	Voters []Server
+	Voters []Voter
 }
 
 // Restore seeds cfg.DataDir, which must hold no Raft state, with the
@@ -113,7 +113,7 @@ func Restore(cfg Config, r io.Reader) (RestoreInfo, error) {
 		if addr == "" {
 			addr = cfg.RaftBind
 		}
-		info.Voters = []Server{{ID: cfg.NodeID, Address: addr}}
+		info.Voters = []Voter{{ID: cfg.NodeID, Address: addr}}
 	}
 	if err := seedDataDir(cfg, info, data); err != nil {
 		return info, err

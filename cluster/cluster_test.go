@@ -209,6 +209,7 @@ func TestWipedNodeDoesNotElectALaggingNode(t *testing.T) {
 	lead := tc.leader()
 	li := tc.index(lead)
 	holder, lagging := (li+1)%3, (li+2)%3
+	tc.guardsLifted() // the lagging node must be able to vote at the end
 	tc.kill(lagging)
 	r := tc.acquire("kept", time.Hour) // committed on the leader and holder only
 	tc.kill(li)

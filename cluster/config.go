@@ -11,8 +11,10 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Server is one voter of the bootstrap configuration.
-type Server struct {
+// Voter is one voter of the bootstrap configuration: a node id and its
+// Raft address. (Not an HTTP server, and not the ServerInfo a running
+// node reports about its peers.)
+type Voter struct {
 	ID      string
 	Address string // Raft address, host:port
 }
@@ -37,7 +39,7 @@ type Config struct {
 	// Voters is the bootstrap configuration, the same list on every node.
 	// A node with no Raft state bootstraps with it; a node with state
 	// never bootstraps again. Empty: wait to be added by a leader.
-	Voters []Server
+	Voters []Voter
 
 	// RaftServerTLS and RaftClientTLS, when both set, run Raft traffic
 	// over mutually authenticated TLS.

@@ -194,12 +194,11 @@ func (b *proposer) commit(batch []*proposal) {
 	b.entries.Add(1)
 	b.commands.Add(uint64(len(cmds)))
 	// The stamp's term travels with the entry (see stamp.go).
-	f := n.raft.ApplyLog(raft.Log{Data: fsm.EncodeEntry(cmds), Extensions: stampTerm(t.term)}, n.cfg.ApplyTimeout)
-	err = f.Error()
-	if err != nil {
-		err = classify(err)
-	} else if refused, ok := f.Response().(error); ok {
-		err = refused // a stale stamp: not applied anywhere
+	f, err := n.applyPastTransfer(raft.Log{Data: fsm.EncodeEntry(cmds), Extensions: stampTerm(t.term)}, t)
+	if err == nil {
+		if refused, ok := f.Response().(error); ok {
+			err = refused // a stale stamp: not applied anywhere
+		}
 	}
 	if err != nil {
 		for _, s := range slots {

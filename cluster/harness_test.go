@@ -12,29 +12,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/doubledutch/doubledutch/fsm"
+	"github.com/doubledutch/doubledutch/internal/testlog"
 )
 
-// testLogWriter sends logs to t.Log until the test's cleanup has run, so a
-// straggling goroutine cannot log into a finished test.
-type testLogWriter struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(string(p[:len(p)-1]))
-	}
-	return len(p), nil
-}
-
 func testLogger(t testing.TB, level hclog.Level) hclog.Logger {
-	w := &testLogWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return hclog.New(&hclog.LoggerOptions{Name: "dd", Level: level, Output: w})
+	return testlog.New(t, "dd", level)
 }
 
 // testCluster is a cluster of real nodes over loopback TCP in one process.
@@ -51,7 +33,7 @@ func newTestCluster(t testing.TB, size int, tuning func(*Config)) *testCluster {
 	t.Helper()
 	tc := &testCluster{t: t, tuning: tuning}
 	logger := testLogger(t, hclog.Warn)
-	var voters []Server
+	var voters []Voter
 	var listeners []net.Listener
 	for i := 0; i < size; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -59,19 +41,22 @@ func newTestCluster(t testing.TB, size int, tuning func(*Config)) *testCluster {
 			t.Fatal(err)
 		}
 		listeners = append(listeners, l)
-		voters = append(voters, Server{ID: fmt.Sprintf("n%d", i+1), Address: l.Addr().String()})
+		voters = append(voters, Voter{ID: fmt.Sprintf("n%d", i+1), Address: l.Addr().String()})
 	}
 	base := t.TempDir()
 	for i := 0; i < size; i++ {
 		cfg := Config{
-			NodeID:             voters[i].ID,
-			RaftBind:           voters[i].Address,
-			APIURL:             "http://" + voters[i].ID + ".invalid",
-			DataDir:            filepath.Join(base, voters[i].ID),
-			Voters:             voters,
-			HeartbeatTimeout:   300 * time.Millisecond,
-			ElectionTimeout:    300 * time.Millisecond,
-			LeaderLeaseTimeout: 150 * time.Millisecond,
+			NodeID:   voters[i].ID,
+			RaftBind: voters[i].Address,
+			APIURL:   "http://" + voters[i].ID + ".invalid",
+			DataDir:  filepath.Join(base, voters[i].ID),
+			Voters:   voters,
+			// The shipped defaults: shorter ones lose leaders to CPU and
+			// fsync stalls on a loaded machine (see Config), and a test
+			// holding a leader across a fill then fails for no bug.
+			HeartbeatTimeout:   DefaultHeartbeatTimeout,
+			ElectionTimeout:    DefaultElectionTimeout,
+			LeaderLeaseTimeout: DefaultLeaderLeaseTimeout,
 			Logger:             logger,
 		}
 		if tuning != nil {
@@ -165,6 +150,24 @@ func (tc *testCluster) leader() *Node {
 		return lead != nil
 	})
 	return lead
+}
+
+// guardsLifted waits until no live node holds the vote guard every
+// brand-new node starts with (it cannot tell itself from a wiped one, and
+// the guard survives restarts until the node catches up with a leader). A
+// test that kills a node it later needs as a voter calls it first: killed
+// still guarded, the node comes back guarded, and with a second guarded
+// node of three no leader can ever be elected.
+func (tc *testCluster) guardsLifted() {
+	tc.t.Helper()
+	waitFor(tc.t, 10*time.Second, "every node's start-up vote guard lifted", func() bool {
+		for _, n := range tc.live() {
+			if n.guard.isGuarded() {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 func (tc *testCluster) index(n *Node) int {

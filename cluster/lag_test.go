@@ -73,6 +73,7 @@ func TestFarBehindFollowerRefusesStaleReads(t *testing.T) {
 func TestNodeNeverCaughtUpRefusesStaleReads(t *testing.T) {
 	tc := newTestCluster(t, 3, nil)
 	tc.acquire("a", time.Hour)
+	tc.guardsLifted() // nodes 0 and 1 alone must be able to elect a leader
 	tc.closeAll()
 	n := tc.restart(0)
 	l := n.Lag()

@@ -14,7 +14,10 @@ import (
 type leaderTerm struct {
 	term uint64
 	done chan struct{}
-	stop sync.Once
+	// stopped is closed once the term has stopped and its end has been
+	// told to subscribers (handOver waits for it).
+	stopped chan struct{}
+	stop    sync.Once
 	// armed is the deadline (cluster ms) the expiry timer waits for.
 	armed atomic.Int64
 	// lastTick is when this leader last proposed a tick (unix ns).
@@ -35,7 +38,7 @@ func (n *Node) watchLeadership() {
 			}
 			if isLeader {
 				n.guard.lift()
-				cur = &leaderTerm{term: n.raft.CurrentTerm(), done: make(chan struct{})}
+				cur = &leaderTerm{term: n.raft.CurrentTerm(), done: make(chan struct{}), stopped: make(chan struct{})}
 				cur.armed.Store(math.MaxInt64)
 				n.wg.Add(1)
 				go n.lead(cur)
@@ -124,6 +127,7 @@ func (n *Node) stopLeading(t *leaderTerm) {
 			n.log.Info("stopped leading", "term", t.term)
 			n.emit(Event{Kind: EventLeadership, IsLeader: false})
 		}
+		close(t.stopped)
 	})
 }
 

@@ -45,6 +45,9 @@ type Node struct {
 	ops     opsState // operations bookkeeping (ops.go)
 	// proposer packs commands into entries (group commit).
 	proposer proposer
+	// transfers holds entries back while a leadership transfer this node
+	// started is in flight (transfergate.go).
+	transfers transferGate
 	// handoff is the waiting layer, asked for next holders while sealing.
 	handoff atomic.Pointer[Handoff]
 
@@ -299,16 +302,34 @@ func (n *Node) HandOver() {
 // handOver asks Raft to transfer leadership, waiting at most two election
 // timeouts: when the peers are stopping too (a restart of every node) the
 // transfer may find nobody to take over, and shutdown must not hang on it.
+// After a transfer it also waits for this node's term to have stopped:
+// Raft answers the transfer before the node has told its subscribers, and
+// a caller that closes the API at once (serve's shutdown) ended the
+// requests waiting here as "shutting down" (503) instead of letting the
+// waiting layer carry them to the new leader.
 func (n *Node) handOver() {
+	term := n.leading.Load()
+	timeout := time.NewTimer(2 * n.cfg.ElectionTimeout)
+	defer timeout.Stop()
 	done := make(chan error, 1)
-	go func() { done <- n.raft.LeadershipTransfer().Error() }()
+	go func() { done <- n.transfers.run(n.raft.LeadershipTransfer) }()
 	select {
 	case err := <-done:
 		if err != nil {
 			n.log.Warn("leadership transfer before shutdown failed", "error", err)
+			return
 		}
-	case <-time.After(2 * n.cfg.ElectionTimeout):
+	case <-timeout.C:
 		n.log.Warn("leadership transfer before shutdown timed out; shutting down anyway")
+		return
+	}
+	if term == nil {
+		return // the term was not serving yet: nobody waits here
+	}
+	select {
+	case <-term.stopped:
+	case <-timeout.C:
+		n.log.Warn("leadership transferred, but this node did not step down in time; shutting down anyway")
 	}
 }
 

@@ -22,28 +22,28 @@ const maxLeaderChanges = 20
 // is, as this node knows it. Only the leader knows its followers'
 // progress: elsewhere Known is false for every node but this one.
 type PeerProgress struct {
-	ID       string `json:"id"`
-	Address  string `json:"raft_address"`
-	Suffrage string `json:"suffrage"`
-	APIURL   string `json:"api_url,omitempty"`
+	ID       string
+	Address  string
+	Suffrage string
+	APIURL   string
 	// Role is "leader", "follower", or "unknown" (not heard of lately).
-	Role string `json:"role"`
+	Role string
 	// Known says whether the fields below are measured.
-	Known bool `json:"known"`
+	Known bool
 	// LastContact is the time since this node last heard from the peer
 	// (seconds; 0 for this node itself).
-	LastContact float64 `json:"last_contact"`
+	LastContact float64
 	// LastLogIndex is the peer's last log index it reported.
-	LastLogIndex uint64 `json:"last_log_index"`
+	LastLogIndex uint64
 	// EntriesBehind is this leader's last log index minus the peer's.
-	EntriesBehind uint64 `json:"entries_behind"`
+	EntriesBehind uint64
 }
 
 // LeaderChange is one change of leader this node observed.
 type LeaderChange struct {
-	At       time.Time `json:"at"`
-	LeaderID string    `json:"leader_id"` // "" when the leader was lost
-	Term     uint64    `json:"term"`
+	At       time.Time
+	LeaderID string // "" when the leader was lost
+	Term     uint64
 }
 
 // seenPeer is what the leader last heard from a follower.
@@ -232,9 +232,9 @@ func (n *Node) TransferLeadership(target string) error {
 }
 
 func (n *Node) transfer(target string) error {
-	var f raft.Future
+	var f func() raft.Future
 	if target == "" {
-		f = n.raft.LeadershipTransfer()
+		f = n.raft.LeadershipTransfer
 	} else {
 		addr, ok := n.serverAddress(target)
 		if !ok {
@@ -243,9 +243,9 @@ func (n *Node) transfer(target string) error {
 		if target == n.cfg.NodeID {
 			return nil // already leading: nothing to move
 		}
-		f = n.raft.LeadershipTransferToServer(raft.ServerID(target), addr)
+		f = func() raft.Future { return n.raft.LeadershipTransferToServer(raft.ServerID(target), addr) }
 	}
-	if err := f.Error(); err != nil {
+	if err := n.transfers.run(f); err != nil {
 		n.log.Warn("leadership transfer failed", "target", target, "error", err)
 		return fmt.Errorf("%w: leadership transfer: %w", ErrNotApplied, err)
 	}

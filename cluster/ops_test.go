@@ -8,13 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/doubledutch/doubledutch/fsm"
+	"github.com/doubledutch/doubledutch/internal/testlog"
 )
 
 // TestBackupTotalLossRestore: back up a three-node cluster, destroy every
@@ -192,28 +192,10 @@ func TestRestoreSingleNode(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log sink safe for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestOperatorEventsLoggedAtInfo: leader changes, membership changes and
 // snapshots reach an info-level log.
 func TestOperatorEventsLoggedAtInfo(t *testing.T) {
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	logger := hclog.New(&hclog.LoggerOptions{Name: "dd", Level: hclog.Info, Output: &logs})
 	tc := newTestCluster(t, 3, func(c *Config) { c.Logger = logger })
 	tc.acquire("x", time.Minute)

@@ -75,23 +75,23 @@ type Event struct {
 
 // ServerInfo describes one member of the Raft configuration.
 type ServerInfo struct {
-	ID       string `json:"id"`
-	Address  string `json:"raft_address"`
-	Suffrage string `json:"suffrage"`
-	APIURL   string `json:"api_url,omitempty"`
-	Leader   bool   `json:"leader"`
+	ID       string
+	Address  string
+	Suffrage string
+	APIURL   string
+	Leader   bool
 }
 
 // State is a node's view of the cluster, for status endpoints.
 type State struct {
-	NodeID       string        `json:"node_id"`
-	RaftState    string        `json:"raft_state"`
-	Leader       LeaderInfo    `json:"-"`
-	Term         uint64        `json:"term"`
-	CommitIndex  uint64        `json:"commit_index"`
-	AppliedIndex uint64        `json:"applied_index"`
-	LastIndex    uint64        `json:"last_index"`
-	LeaseNow     int64         `json:"lease_now_ms"`
-	LastContact  time.Duration `json:"-"`
-	Servers      []ServerInfo  `json:"servers"`
+	NodeID       string
+	RaftState    string
+	Leader       LeaderInfo
+	Term         uint64
+	CommitIndex  uint64
+	AppliedIndex uint64
+	LastIndex    uint64
+	LeaseNow     int64
+	LastContact  time.Duration
+	Servers      []ServerInfo
 }

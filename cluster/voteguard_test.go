@@ -31,23 +31,29 @@ func cutAfterFirstBatch(cutting *atomic.Bool) func(raft.RPC) bool {
 	}
 }
 
-// fillLog commits count entries through the leader, several at a time.
+// fillLog appends at least count entries to the leader's log, proposing
+// from several goroutines at once. Group commit packs concurrent commands
+// into one entry, so it proposes until the log has grown by count
+// entries, not count commands: the callers need the entries (catch-up
+// batches, a follower far behind, a large raft.db).
 func fillLog(t *testing.T, lead *Node, count int) {
 	t.Helper()
+	target := lead.raft.LastIndex() + uint64(count)
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for w := 0; w < 8; w++ {
 		wg.Add(1)
-		go func(w int) {
+		go func() {
 			defer wg.Done()
-			for i := w; i < count; i += 8 {
-				name := fmt.Sprintf("fill-%d", i)
+			for lead.raft.LastIndex() < target {
+				name := fmt.Sprintf("fill-%d", next.Add(1))
 				if _, err := lead.Acquire(context.Background(), AcquireRequest{Name: name, Lifetime: time.Hour, RequestID: name}); err != nil {
 					errs <- err
 					return
 				}
 			}
-		}(w)
+		}()
 	}
 	wg.Wait()
 	close(errs)
@@ -74,6 +80,7 @@ func testWipedHolderStaysGuarded(t *testing.T, restartMidCatchUp bool) {
 	lead := tc.leader()
 	li := tc.index(lead)
 	holder, lagging := (li+1)%3, (li+2)%3
+	tc.guardsLifted() // the lagging node must be able to vote at the end
 	tc.kill(lagging)
 	// More than two batches of 256 entries, then the entry that matters:
 	// committed on the leader and the holder only.

@@ -4,44 +4,27 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/doubledutch/doubledutch/cluster"
+	"github.com/doubledutch/doubledutch/internal/testlog"
 )
 
 // The waiting layer is tested on a real three-node Raft cluster over
 // loopback TCP, with fsync on: the handoff's claim (same commit) is about
 // real log entries.
 
-type logWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(string(p))
-	}
-	return len(p), nil
-}
-
 func testLogger(t testing.TB) hclog.Logger {
-	w := &logWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return hclog.New(&hclog.LoggerOptions{Name: "t", Output: w, Level: hclog.Warn})
+	return testlog.New(t, "t", hclog.Warn)
 }
 
 // startCluster starts size nodes and returns them with the ready leader.
 func startCluster(t testing.TB, size int) ([]*cluster.Node, *cluster.Node) {
 	t.Helper()
-	var voters []cluster.Server
+	var voters []cluster.Voter
 	var ls []net.Listener
 	for i := 0; i < size; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -49,7 +32,7 @@ func startCluster(t testing.TB, size int) ([]*cluster.Node, *cluster.Node) {
 			t.Fatal(err)
 		}
 		ls = append(ls, l)
-		voters = append(voters, cluster.Server{ID: fmt.Sprintf("n%d", i+1), Address: l.Addr().String()})
+		voters = append(voters, cluster.Voter{ID: fmt.Sprintf("n%d", i+1), Address: l.Addr().String()})
 	}
 	base, log := t.TempDir(), testLogger(t)
 	var nodes []*cluster.Node

@@ -25,7 +25,7 @@ type Config struct {
 	APIURL        string // advertised API URL
 	RaftBind      string
 	RaftAdvertise string
-	Voters        []cluster.Server
+	Voters        []cluster.Voter
 	Join          bool // wait to be added instead of bootstrapping
 	// Legacy is set by the original positional command line, which is
 	// explicitly a single node: it bootstraps alone without --voters.
@@ -198,8 +198,8 @@ func applyLegacyArgs(cfg *Config, args []string) ([]string, error) {
 }
 
 // parseVoters reads "id=host:port,id=host:port".
-func parseVoters(s string) ([]cluster.Server, error) {
-	var out []cluster.Server
+func parseVoters(s string) ([]cluster.Voter, error) {
+	var out []cluster.Voter
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -212,7 +212,7 @@ func parseVoters(s string) ([]cluster.Server, error) {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return nil, fmt.Errorf("voter %q: %w", part, err)
 		}
-		out = append(out, cluster.Server{ID: id, Address: addr})
+		out = append(out, cluster.Voter{ID: id, Address: addr})
 	}
 	return out, nil
 }
@@ -246,7 +246,7 @@ func (c *Config) Validate() error {
 		if addr == "" {
 			addr = c.RaftBind
 		}
-		c.Voters = []cluster.Server{{ID: c.NodeID, Address: addr}}
+		c.Voters = []cluster.Voter{{ID: c.NodeID, Address: addr}}
 	}
 	raftTLS := []string{c.RaftTLSCert, c.RaftTLSKey, c.RaftTLSCA}
 	if n := countSet(raftTLS); n != 0 && n != 3 {

@@ -131,7 +131,7 @@ func randomKey() string {
 // list, then starts them.
 func startDevNodes(port int, dir, key, adminKey, logLevel string, logOut io.Writer) ([]*runningNode, error) {
 	var apiLns, raftLns []net.Listener
-	var voters []cluster.Server
+	var voters []cluster.Voter
 	closeAll := func() {
 		for _, l := range append(apiLns, raftLns...) {
 			l.Close()
@@ -150,7 +150,7 @@ func startDevNodes(port int, dir, key, adminKey, logLevel string, logOut io.Writ
 			return nil, fmt.Errorf("dev node %d raft: %w (choose other ports with --port)", i+1, err)
 		}
 		raftLns = append(raftLns, r)
-		voters = append(voters, cluster.Server{ID: fmt.Sprintf("node%d", i+1), Address: r.Addr().String()})
+		voters = append(voters, cluster.Voter{ID: fmt.Sprintf("node%d", i+1), Address: r.Addr().String()})
 	}
 	var nodes []*runningNode
 	for i := 0; i < 3; i++ {
@@ -169,7 +169,7 @@ func startDevNodes(port int, dir, key, adminKey, logLevel string, logOut io.Writ
 	return nodes, nil
 }
 
-func devNodeConfig(id, apiAddr, dir, key, logLevel string, voters []cluster.Server) Config {
+func devNodeConfig(id, apiAddr, dir, key, logLevel string, voters []cluster.Voter) Config {
 	var cfg Config
 	newFlagSet(&cfg, io.Discard) // the serve defaults
 	cfg.NodeID = id

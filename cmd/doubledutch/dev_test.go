@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -12,10 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/doubledutch/doubledutch/internal/testlog"
 )
 
 // freeDevPort finds a port P such that dev's six ports (API P..P+2, Raft
@@ -47,24 +47,6 @@ func freeDevPort(t *testing.T) int {
 	}
 	t.Fatal("no free run of ports for dev")
 	return 0
-}
-
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // devHealthy reports whether every dev node answers healthy.
@@ -107,7 +89,7 @@ func TestDevStopsQuietlyOnInterrupt(t *testing.T) {
 	bin := buildBinary(t)
 	port := freeDevPort(t)
 	tmp := t.TempDir()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testlog.Buffer
 	cmd := exec.Command(bin, "dev", "--port", strconv.Itoa(port))
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)

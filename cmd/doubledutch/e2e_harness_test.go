@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 
 	"github.com/doubledutch/doubledutch/cluster"
 	"github.com/doubledutch/doubledutch/cluster/tlsutil"
+	"github.com/doubledutch/doubledutch/internal/testlog"
 )
 
 const (
@@ -37,21 +36,6 @@ type e2eCluster struct {
 	follow  *http.Client // follows redirects
 }
 
-type logSink struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.done {
-		s.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 // startE2ECluster starts three nodes; with useTLS the API is HTTPS with a
 // generated CA that the test clients verify.
 func startE2ECluster(t testing.TB, useTLS bool) *e2eCluster {
@@ -65,13 +49,13 @@ func startE2ECluster(t testing.TB, useTLS bool) *e2eCluster {
 		tlsConf = &tls.Config{RootCAs: loadCA(t, filepath.Join(dir, "certs", tlsutil.CACertFile))}
 	}
 	var apiLns, raftLns []net.Listener
-	var voters []cluster.Server
+	var voters []cluster.Voter
 	for i := 0; i < 3; i++ {
 		apiLns = append(apiLns, listen(t))
 		raftLns = append(raftLns, listen(t))
-		voters = append(voters, cluster.Server{ID: fmt.Sprintf("node%d", i+1), Address: raftLns[i].Addr().String()})
+		voters = append(voters, cluster.Voter{ID: fmt.Sprintf("node%d", i+1), Address: raftLns[i].Addr().String()})
 	}
-	sink := &logSink{t: t}
+	sink := testlog.Writer(t) // stops after the cleanup below shut the nodes down
 	ec := &e2eCluster{t: t, tlsConf: tlsConf}
 	tr := &http.Transport{TLSClientConfig: tlsConf, MaxIdleConnsPerHost: 1100}
 	ec.client = &http.Client{Transport: tr, Timeout: 30 * time.Second,
@@ -81,9 +65,6 @@ func startE2ECluster(t testing.TB, useTLS bool) *e2eCluster {
 		for _, n := range ec.nodes {
 			n.shutdown()
 		}
-		sink.mu.Lock()
-		sink.done = true
-		sink.mu.Unlock()
 	})
 	for i := 0; i < 3; i++ {
 		cfg := devNodeConfig(voters[i].ID, apiLns[i].Addr().String(), dir, testKey, "warn", voters)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -101,9 +102,10 @@ func TestOriginalSuite(t *testing.T) {
 				errs <- err.Error()
 				return
 			}
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != 200 {
-				errs <- resp.Status
+				errs <- fmt.Sprintf("%s: %s", resp.Status, body)
 			}
 		}(i)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/doubledutch/doubledutch/client"
+	"github.com/doubledutch/doubledutch/internal/testlog"
 )
 
 // opsProc is one `doubledutch serve` process on loopback ports.
@@ -51,7 +52,7 @@ func (p *opsProc) serveFlags(extra ...string) []string {
 func (p *opsProc) start(t *testing.T, bin string, extra ...string) {
 	t.Helper()
 	p.cmd = exec.Command(bin, append([]string{"serve"}, p.serveFlags(extra...)...)...)
-	sink := &logSink{t: t}
+	sink := testlog.Writer(t) // stops after the kill below
 	p.cmd.Stdout, p.cmd.Stderr = sink, sink
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -60,9 +61,6 @@ func (p *opsProc) start(t *testing.T, bin string, extra ...string) {
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_, _ = cmd.Process.Wait()
-		sink.mu.Lock()
-		sink.done = true
-		sink.mu.Unlock()
 	})
 }
 

@@ -78,13 +78,25 @@ func TestMetricsMatchScriptedWorkload(t *testing.T) {
 	ec := startE2ECluster(t, false)
 	c := ec.v1Client()
 	ctx := context.Background()
-	a, err := c.Acquire(ctx, "secret-name-a", client.AcquireOptions{Lifetime: time.Minute, Owner: "owner-a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Released twice under one request id: the repeat is a dedup hit.
+	// Acquired twice under one request id: nobody waits for the name, so
+	// the repeat is proposed and the log answers it from the request-id
+	// table (a dedup hit) with the same grant.
+	var a *client.Lock
 	for range 2 {
-		if err := c.Release(ctx, a.Name(), a.Token(), "release-a-once"); err != nil {
+		again, err := c.Acquire(ctx, "secret-name-a", client.AcquireOptions{Lifetime: time.Minute, Owner: "owner-a", RequestID: "acquire-a-once-0123456789"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a != nil && again.Token() != a.Token() {
+			t.Fatal("a repeated request id was granted a second time")
+		}
+		a = again
+	}
+	// Released twice under one request id: the leader answers the repeat
+	// from its applied request-id table without proposing it (the token
+	// no longer holds the lock), so it is neither applied nor a dedup hit.
+	for range 2 {
+		if err := c.Release(ctx, a.Name(), a.Token(), "release-a-once-0123456789"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -136,10 +148,10 @@ func TestMetricsMatchScriptedWorkload(t *testing.T) {
 		labels []string
 		want   float64
 	}{
-		{"doubledutch_lock_operations_total", []string{"kind", "acquire", "result", "ok"}, 4},
+		{"doubledutch_lock_operations_total", []string{"kind", "acquire", "result", "ok"}, 5},
 		{"doubledutch_lock_operations_total", []string{"kind", "acquire", "result", "busy"}, 1},
 		{"doubledutch_lock_operations_total", []string{"kind", "release", "result", "ok"}, 3},
-		{"doubledutch_lock_wait_seconds", nil, 4},
+		{"doubledutch_lock_wait_seconds", nil, 5},
 		{"doubledutch_lock_commands_applied_total", []string{"outcome", "granted"}, 4},
 		{"doubledutch_lock_commands_applied_total", []string{"outcome", "released"}, 2},
 		{"doubledutch_lock_hold_seconds", nil, 3}, // a and c released, b expired

@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -48,16 +51,38 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// freePort asks the kernel for a free port. The child process binds it a
-// moment later; a clash is unlikely and fails loudly.
+// freePort returns a port that is free now, for a child process to bind
+// a moment later. It is drawn below the kernel's ephemeral range: a port
+// the kernel hands out from :0 is in that range, and on a busy machine
+// (many tests, many loopback connections) an outgoing connection could
+// take it before the child bound it ("address already in use"). Ports
+// outside the range are never given to connections.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := ephemeralLow()
+	for range 100 {
+		port := 10000 + rand.IntN(low-10000)
+		if l, err := net.Listen("tcp", fmt.Sprintf(":%d", port)); err == nil {
+			l.Close()
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port below the ephemeral range")
+	return 0
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// default when it cannot be read).
+func ephemeralLow() int {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > 11000 {
+				low = v
+			}
+		}
+	}
+	return low
 }
 
 func startLegacy(t *testing.T, bin string, port int, dataDir string) *exec.Cmd {

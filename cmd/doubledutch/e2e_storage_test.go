@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,30 +19,14 @@ import (
 
 	"github.com/doubledutch/doubledutch/client"
 	"github.com/doubledutch/doubledutch/cluster"
+	"github.com/doubledutch/doubledutch/internal/testlog"
 )
 
 // procNode is one `doubledutch serve` process of a three-node cluster.
 type procNode struct {
 	id, api, raft, dir string
 	cmd                *exec.Cmd
-	out                *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	out                *testlog.Buffer
 }
 
 type procCluster struct {
@@ -82,7 +65,7 @@ func (pc *procCluster) start(i int, extra ...string) {
 	args := append([]string{"serve", "--node-id", n.id, "--listen", n.api, "--api-url", "http://" + n.api,
 		"--raft-bind", n.raft, "--voters", pc.voters(), "--data-dir", n.dir, "--http", "--api-key", testKey,
 		"--log-level", "warn"}, extra...)
-	n.out = &lockedBuffer{}
+	n.out = &testlog.Buffer{}
 	n.cmd = exec.Command(pc.bin, args...)
 	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
 	if err := n.cmd.Start(); err != nil {
@@ -251,7 +234,7 @@ func damagedDir(t *testing.T, count int, snapshots int, damage func(dir string))
 	dir := t.TempDir()
 	l := listen(t)
 	cfg := cluster.Config{NodeID: "node1", RaftListener: l, DataDir: dir,
-		Voters:           []cluster.Server{{ID: "node1", Address: l.Addr().String()}},
+		Voters:           []cluster.Voter{{ID: "node1", Address: l.Addr().String()}},
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 150 * time.Millisecond,
 		SnapshotThreshold: 1 << 20, SnapshotInterval: time.Hour, TrailingLogs: 4,
 		Logger: hclog.NewNullLogger()}

@@ -13,7 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/doubledutch/doubledutch/api"
+	"github.com/doubledutch/doubledutch/internal/buildinfo"
 )
 
 func main() {
@@ -92,7 +92,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	case "transfer-leader":
 		err = transferCommand(ctx, args, getenv, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "doubledutch", api.Version)
+		fmt.Fprintln(stdout, "doubledutch", buildinfo.Version)
 	default:
 		fmt.Fprintf(stderr, "doubledutch: unknown command %q\n\n%s", cmd, usage)
 		return 2

@@ -18,6 +18,7 @@ import (
 	"github.com/doubledutch/doubledutch/api"
 	"github.com/doubledutch/doubledutch/cluster"
 	"github.com/doubledutch/doubledutch/cluster/tlsutil"
+	"github.com/doubledutch/doubledutch/internal/buildinfo"
 )
 
 // errUsage marks a flag error whose message the flag package printed.
@@ -238,6 +239,7 @@ func (c *Config) apiConfig(key string) api.Config {
 	}
 	return api.Config{
 		ServerName:     c.ServerName,
+		Version:        buildinfo.Version,
 		APIKey:         key,
 		MaxLifetime:    c.MaxLifetime,
 		MaxWait:        c.MaxWait,

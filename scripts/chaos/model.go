@@ -147,22 +147,7 @@ func stepAcquire(s lockState, in lockInput, out lockOutput, tol int64) []lockSta
 }
 
 func stepRelease(s lockState, in lockInput, out lockOutput) []lockState {
-	switch out.Outcome {
-	case OK:
-		if s.Holder == in.Fence {
-			return []lockState{{LastFence: s.LastFence, Lo: s.Lo}}
-		}
-		return nil
-	case NotHeld:
-		return notHeld(s, in)
-	case Unknown:
-		res := []lockState{s}
-		if s.Holder == in.Fence {
-			res = append(res, lockState{LastFence: s.LastFence, Lo: s.Lo})
-		}
-		return res
-	}
-	return nil
+	return byHolder(s, in, out, lockState{LastFence: s.LastFence, Lo: s.Lo})
 }
 
 func stepRefresh(s lockState, in lockInput, out lockOutput, tol int64) []lockState {
@@ -170,10 +155,18 @@ func stepRefresh(s lockState, in lockInput, out lockOutput, tol int64) []lockSta
 	// refresh must not take back time an earlier one gave).
 	refreshed := s
 	refreshed.Expire = max(s.Expire, in.Call+in.Lifetime-tol)
+	return byHolder(s, in, out, refreshed)
+}
+
+// byHolder is the step of a release or refresh, which acts only for the
+// holder of in.Fence: acted is the state it leaves when it acts. OK says
+// it acted (so in.Fence held the lock), not_held that it did not, and an
+// unknown outcome allows both.
+func byHolder(s lockState, in lockInput, out lockOutput, acted lockState) []lockState {
 	switch out.Outcome {
 	case OK:
 		if s.Holder == in.Fence {
-			return []lockState{refreshed}
+			return []lockState{acted}
 		}
 		return nil
 	case NotHeld:
@@ -181,7 +174,7 @@ func stepRefresh(s lockState, in lockInput, out lockOutput, tol int64) []lockSta
 	case Unknown:
 		res := []lockState{s}
 		if s.Holder == in.Fence {
-			res = append(res, refreshed)
+			res = append(res, acted)
 		}
 		return res
 	}

@@ -48,24 +48,11 @@ func (a *actor) acquireProbe(name string, lifetime time.Duration) Op {
 	return op
 }
 
-// getProbe reads name (with retries) and returns the operation.
-func (a *actor) getProbe(name string) Op {
-	op := Op{Client: a.id, Kind: Get, Name: name}
-	a.invoke(&op, func(ctx context.Context, c *client.Client) (uint64, error) {
-		l, err := c.Get(ctx, name)
-		if err != nil {
-			return 0, err
-		}
-		return l.FencingToken, nil
-	})
-	return op
-}
-
 // waitFree reads name every 100 ms until it is free or deadline passes.
 // It returns the free answer's time and the last holder seen.
 func (a *actor) waitFree(name string, deadline time.Time) (freeAt int64, last uint64, ok bool) {
 	for time.Now().Before(deadline) {
-		op := a.getProbe(name)
+		op := a.get(name)
 		switch op.Outcome {
 		case NotFound:
 			return op.Return, last, true

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -259,7 +258,8 @@ func (h *holding) release() {
 	})
 }
 
-func (a *actor) get(name string) {
+// get reads name (with retries), records the read and returns it.
+func (a *actor) get(name string) Op {
 	op := Op{Client: a.id, Kind: Get, Name: name}
 	a.invoke(&op, func(ctx context.Context, c *client.Client) (uint64, error) {
 		l, err := c.Get(ctx, name)
@@ -268,6 +268,7 @@ func (a *actor) get(name string) {
 		}
 		return l.FencingToken, nil
 	})
+	return op
 }
 
 // invoke runs op's attempts, all with one request id, until a definite
@@ -340,34 +341,26 @@ func (v verdict) String() string {
 	return [...]string{"definite", "not_applied", "unknown"}[v]
 }
 
-// classify maps an attempt's error to an outcome and a verdict, following
-// the API's documented statuses.
+// classify maps an attempt's error to an outcome and a verdict through
+// the client's errors: the client (and the codes it reads) is the one
+// judge of whether an answer was applied.
 func classify(err error) (Outcome, verdict) {
-	if err == nil {
+	switch {
+	case err == nil:
 		return OK, definite
+	case errors.Is(err, client.ErrBusy):
+		return Busy, definite
+	case errors.Is(err, client.ErrNotHeld):
+		return NotHeld, definite
+	case errors.Is(err, client.ErrNotFound):
+		return NotFound, definite
+	case client.NotApplied(err):
+		// 503, 429, a redirect chain that never reached a leader, a
+		// connection never made.
+		return Failed, notApplied
 	}
-	var apiErr *client.APIError
-	if errors.As(err, &apiErr) {
-		switch apiErr.Code {
-		case "busy":
-			return Busy, definite
-		case "not_held":
-			return NotHeld, definite
-		case "not_found":
-			return NotFound, definite
-		case "no_leader", "leader_changed", "unavailable", "too_many_waiters", "http_307":
-			// 503 and 429 are "definitely not applied"; so is a redirect
-			// chain that never reached a leader.
-			return Failed, notApplied
-		}
-		// unknown_outcome (504), and anything unexpected (500, a 400 for
-		// a reused request id) is treated as unknown: the checker then
-		// decides whether any effect fits.
-		return Unknown, maybeApplied
-	}
-	var opErr *net.OpError
-	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return Failed, notApplied // never sent
-	}
+	// unknown_outcome (504), a broken connection, and anything unexpected
+	// (500, a 400 for a reused request id, grant_ended) is treated as
+	// unknown: the checker then decides whether any effect fits.
 	return Unknown, maybeApplied
 }
