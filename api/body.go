@@ -59,12 +59,22 @@ func (s *Server) preloadBody(w http.ResponseWriter, r *http.Request) error {
 		return fail(newError(ErrTooLarge, "request body is larger than %d bytes", s.cfg.MaxBodyBytes))
 	}
 	_ = rc.SetReadDeadline(time.Time{})
-	r.Body = io.NopCloser(bytes.NewReader(data))
+	r.Body = &preloaded{Reader: bytes.NewReader(data), data: data}
 	if rec, ok := w.(*recorder); ok {
 		rec.unreadBody = false
 	}
 	return nil
 }
+
+// preloaded is a body preloadBody read: decodeBody takes its bytes
+// without copying them again.
+type preloaded struct {
+	*bytes.Reader
+	data []byte
+}
+
+// Close does nothing: the bytes are in memory.
+func (*preloaded) Close() error { return nil }
 
 // decodeBody reads an optional JSON object into v, strictly: valid UTF-8
 // (JSON decoding would silently turn invalid bytes into U+FFFD), keys
@@ -79,12 +89,19 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return newError(ErrTooLarge, "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
-	} else if err != nil {
-		return badRequest("the request body could not be read")
+	var data []byte
+	if pb, ok := r.Body.(*preloaded); ok && pb.Len() == len(pb.data) {
+		data = pb.data // already bounded by preloadBody
+		r.Body = http.NoBody
+	} else {
+		var err error
+		data, err = io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return newError(ErrTooLarge, "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
+		} else if err != nil {
+			return badRequest("the request body could not be read")
+		}
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil
@@ -92,12 +109,26 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error
 	return decodeStrict(data, v)
 }
 
-// decodeStrict decodes one JSON object from data into the struct v.
+// decodeStrict decodes one JSON object from data into the struct v. A
+// plain body takes the short way (see fastjson.go); whatever the short way
+// is not sure of, or fails to decode, takes the long one, which gives the
+// answer and its message.
 func decodeStrict(data []byte, v any) error {
 	if !utf8.Valid(data) {
 		return badRequest("request body is not valid UTF-8")
 	}
-	if err := checkKeys(data, jsonKeys(reflect.TypeOf(v).Elem())); err != nil {
+	// A failed Unmarshal may have set some fields; the long way then sets
+	// every field the body names again, or fails (and v is dropped).
+	if flatObject(data, knownKeys(reflect.TypeOf(v).Elem())) && json.Unmarshal(data, v) == nil {
+		return nil
+	}
+	return decodeStrictSlow(data, v)
+}
+
+// decodeStrictSlow is decodeStrict's general path: it walks the keys, then
+// decodes with unknown fields refused.
+func decodeStrictSlow(data []byte, v any) error {
+	if err := checkKeys(data, knownKeys(reflect.TypeOf(v).Elem())); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))

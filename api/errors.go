@@ -194,16 +194,28 @@ type busyError struct {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	setJSONHeaders(w)
 	w.WriteHeader(status)
+	if a, ok := v.(jsonAppender); ok {
+		_, _ = w.Write(a.appendJSON(make([]byte, 0, 256)))
+		return
+	}
 	_ = json.NewEncoder(w).Encode(v)
 }
 
 // setJSONHeaders marks an answer as JSON that no cache keeps.
 func setJSONHeaders(w http.ResponseWriter) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	// Assigned in canonical form from shared values: no allocation per
+	// answer. net/http only reads them, and an Add would copy (cap 1).
+	h["Content-Type"] = jsonContentType
+	h["Cache-Control"] = noStore
+	h["X-Content-Type-Options"] = noSniff
 }
+
+var (
+	jsonContentType = []string{"application/json; charset=utf-8"}
+	noStore         = []string{"no-store"}
+	noSniff         = []string{"nosniff"}
+)
 
 // writeError answers err through the error table in the route's shape.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, shape shape, err error) {

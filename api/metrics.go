@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -104,39 +105,65 @@ var lockKinds = map[string]string{
 // countLockOp wraps a lock route's handler to count its answers and, for
 // grants, the time waited.
 func (s *Server) countLockOp(rt route) handlerFunc {
-	kind, ok := lockKinds[rt.method+" "+rt.path]
-	if !ok {
+	kind, known := lockKinds[rt.method+" "+rt.path]
+	if !known {
 		return rt.handle
 	}
 	next := rt.handle
+	var ok lazy[prometheus.Counter] // the usual series, looked up once, not per request
+	okSeries := func() prometheus.Counter { return s.opsp.metrics.lockOps.WithLabelValues(kind, "ok") }
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 		start := time.Now()
 		err := next(w, r, ps)
-		result := "ok"
 		if err != nil {
 			_, code := classify(err)
-			result = string(code)
-		} else if kind == "acquire" {
+			s.opsp.metrics.lockOps.WithLabelValues(kind, string(code)).Inc()
+			return err
+		}
+		if kind == "acquire" {
 			s.opsp.metrics.waitTime.Observe(time.Since(start).Seconds())
 		}
-		s.opsp.metrics.lockOps.WithLabelValues(kind, result).Inc()
-		return err
+		ok.get(okSeries).Inc()
+		return nil
 	}
 }
 
 // timeRoute wraps a route to observe its latency by pattern and code.
 func (s *Server) timeRoute(rt route, next httprouter.Handle) httprouter.Handle {
 	hist := s.opsp.metrics.requestTime
+	// The usual answer's series is looked up once, not per request.
+	var ok lazy[prometheus.Observer]
+	okSeries := func() prometheus.Observer {
+		return hist.WithLabelValues(rt.path, rt.method, strconv.Itoa(http.StatusOK))
+	}
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		start := time.Now()
 		next(w, r, ps)
 		code := http.StatusOK
-		if rec, ok := w.(*recorder); ok && rec.status != 0 {
+		if rec, isRec := w.(*recorder); isRec && rec.status != 0 {
 			code = rec.status
 		}
-		hist.WithLabelValues(rt.path, rt.method, strconv.Itoa(code)).Observe(time.Since(start).Seconds())
+		var obs prometheus.Observer
+		if code == http.StatusOK {
+			obs = ok.get(okSeries)
+		} else {
+			obs = hist.WithLabelValues(rt.path, rt.method, strconv.Itoa(code))
+		}
+		obs.Observe(time.Since(start).Seconds())
 	}
 }
 
 // noteAbandoned counts a grant released because its client went away.
 func (s *Server) noteAbandoned() { s.opsp.metrics.abandoned.Inc() }
+
+// lazy holds a metric series made on first use (so /metrics shows no
+// series before its first event, as with WithLabelValues per request).
+type lazy[T any] struct {
+	once sync.Once
+	v    T
+}
+
+func (l *lazy[T]) get(make func() T) T {
+	l.once.Do(func() { l.v = make() })
+	return l.v
+}

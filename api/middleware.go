@@ -77,6 +77,8 @@ func (s *Server) observe(w http.ResponseWriter, r *http.Request, next http.Handl
 		level := s.log.Debug
 		if rw.status >= 500 && rw.status != http.StatusServiceUnavailable && rw.status != http.StatusGatewayTimeout {
 			level = s.log.Error
+		} else if !s.log.IsDebug() {
+			return // the line's fields are not even built: this runs per request
 		}
 		level("request", "method", r.Method, "path", clipN(r.URL.EscapedPath(), maxLoggedValue), "query", redactQuery(r.URL.RawQuery),
 			"status", rw.status, "duration", time.Since(start), "remote", r.RemoteAddr)

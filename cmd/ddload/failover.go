@@ -77,10 +77,14 @@ func failoverOnce(ctx context.Context, c *client.Client, fc failoverConfig, rep 
 		return 0, "", 0, err
 	}
 	env := append(os.Environ(), "LEADER_ENDPOINT="+ep, "LEADER_NAME="+name)
-	killedAt.Store(time.Now().UnixNano())
+	// The clock starts when the kill command has returned (kill -9 has
+	// then been delivered): started before, a call sent while the shell
+	// was still starting could be granted by the old leader and count as
+	// a failover of a few milliseconds.
 	if err := runCmd(fc.killCmd, env); err != nil {
 		return 0, "", 0, fmt.Errorf("kill command: %w", err)
 	}
+	killedAt.Store(time.Now().UnixNano())
 	deadline := time.Now().Add(fc.maxWait)
 	for firstDone.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)

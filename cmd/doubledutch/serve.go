@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -32,6 +33,7 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	setGCPercent(getenv)
 	node, err := startNode(cfg, log, nil, nil)
 	if err != nil {
 		return err
@@ -41,6 +43,22 @@ func serveCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	log.Info("serving", "node", cfg.NodeID, "api", cfg.APIURL, "raft", node.raftAddr())
 	return node.wait(ctx)
+}
+
+// serveGCPercent is the garbage collector's target for `serve` when the
+// GOGC environment variable does not set one. A node's live heap is small
+// next to what it allocates per request (about 10 KB per acquire+release
+// pair across HTTP, Raft and the FSM), so at Go's default of 100 it
+// collects every few hundred pairs; 400 lets the heap grow to five times
+// the live data between collections, which measured about 10 % less CPU per pair
+// at 64 workers, for a few tens of MB more memory at idle-size heaps. GOGC
+// (including GOGC=off) and GOMEMLIMIT in the environment still rule.
+const serveGCPercent = 400
+
+func setGCPercent(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(serveGCPercent)
+	}
 }
 
 func newLogger(cfg Config, out io.Writer) hclog.Logger {
