@@ -33,22 +33,29 @@ func (n *Node) leaderFresh(id string) bool {
 	return time.Since(last) <= n.staleLeaderAfter()
 }
 
-// watchLeaderChanges turns Raft's leader observations into
-// EventLeaderChanged, so that requests waiting for a leader wake when one
-// becomes known instead of polling.
+// watchLeaderChanges is the node's one Raft observer. A leader change
+// becomes EventLeaderChanged, so that requests waiting for a leader wake
+// when one becomes known instead of polling; leader and membership changes
+// are also logged and kept for operators (noteObservation).
 func (n *Node) watchLeaderChanges() {
 	defer n.wg.Done()
-	ch := make(chan raft.Observation, 16)
+	ch := make(chan raft.Observation, 64)
 	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
+		switch o.Data.(type) {
+		case raft.LeaderObservation, raft.PeerObservation:
+			return true
+		}
+		return false
 	})
 	n.raft.RegisterObserver(obs)
 	defer n.raft.DeregisterObserver(obs)
 	for {
 		select {
-		case <-ch:
-			n.emit(Event{Kind: EventLeaderChanged})
+		case o := <-ch:
+			n.noteObservation(o)
+			if _, ok := o.Data.(raft.LeaderObservation); ok {
+				n.emit(Event{Kind: EventLeaderChanged})
+			}
 		case <-n.raftStopped:
 			return
 		}

@@ -117,7 +117,6 @@ func Start(cfg Config) (*Node, error) {
 	go n.watchLeadership()
 	go n.watchLeaderChanges()
 	go n.watchLeaderContact()
-	n.watchRaft()
 	go n.watchDisk()
 	return n, nil
 }

@@ -108,33 +108,8 @@ func (n *Node) OnApplied(fn func(fsm.Result)) {
 // LockCount is the number of locks held in this node's applied state.
 func (n *Node) LockCount() int { return n.fsm.Len() }
 
-// watchRaft logs leader and membership changes at info level and keeps
-// the recent leader changes, until the node closes.
-func (n *Node) watchRaft() {
-	ch := make(chan raft.Observation, 64)
-	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
-		switch o.Data.(type) {
-		case raft.LeaderObservation, raft.PeerObservation:
-			return true
-		}
-		return false
-	})
-	n.raft.RegisterObserver(obs)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		defer n.raft.DeregisterObserver(obs)
-		for {
-			select {
-			case o := <-ch:
-				n.noteObservation(o)
-			case <-n.closing:
-				return
-			}
-		}
-	}()
-}
-
+// noteObservation logs leader and membership changes at info level and
+// keeps the recent leader changes (watchLeaderChanges feeds it).
 func (n *Node) noteObservation(o raft.Observation) {
 	switch d := o.Data.(type) {
 	case raft.LeaderObservation:
