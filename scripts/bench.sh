@@ -11,6 +11,14 @@
 #     --scenarios LIST     uncontended,contended (default both)
 #     --no-etcd            measure ours only
 #     --no-failover        skip the failover mode (leader kill -9 under load)
+#     --reps N             measurements per cell and system (default 3)
+#
+# Both clusters stay up while the cells run, and each cell is measured
+# etcd, ours, etcd, ours... (reps times each, alternating which goes
+# first): this machine's disk and CPU drift by 2x within minutes, and one
+# system measured minutes after the other would carry that drift into the
+# ratio. The table shows each system's median over its reps, and the
+# ratio of the medians.
 #
 # etcd and its lock load generator (etcdlock) come from the benchmark kit
 # in ../shared/bench (BENCH_KIT overrides): built with its etcd/build.sh
@@ -24,7 +32,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 export PATH="$PATH:/usr/local/go/bin"
 
-smoke=0 etcd=1 failover=1
+smoke=0 etcd=1 failover=1 reps=3
 duration=6s warmup=1s workers=1,8,64,256 scenarios=uncontended,contended
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,13 +43,14 @@ while [ $# -gt 0 ]; do
     --scenarios) scenarios=$2; shift ;;
     --no-etcd) etcd=0 ;;
     --no-failover) failover=0 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --reps) reps=$2; shift ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
 if [ "$smoke" = 1 ]; then
-  etcd=0 duration=1s warmup=200ms workers=1,8
+  etcd=0 duration=1s warmup=200ms workers=1,8 reps=1
 fi
 
 # The kit sits next to the checkout (../shared/bench), or one level up
@@ -145,9 +154,10 @@ cpu_seconds() {
 }
 
 declare -A pairs p50 cpu
-# measure SYSTEM SCENARIO WORKERS: one cell, its pairs/s, p50 and CPU.
+# measure SYSTEM SCENARIO WORKERS REP: one measurement of one cell, its
+# pairs/s, p50 and CPU, kept under [SYSTEM,SCENARIO,WORKERS,REP].
 measure() {
-  local sys=$1 sc=$2 w=$3 row c0 c1
+  local sys=$1 sc=$2 w=$3 rep=$4 row c0 c1
   if [ "$sys" = ours ]; then
     c0=$(cpu_seconds "$work"/n?.pid)
     row=$(DOUBLEDUTCH_API_KEY=$key "$work/ddload" -endpoints "$endpoints" -scenarios "$sc" -workers "$w" \
@@ -159,21 +169,47 @@ measure() {
       -duration "$duration" -warmup "$warmup" | grep "^| $sc |")
     c1=$(cpu_seconds /tmp/etcdref/data/n?.pid)
   fi
-  local ps p dur
+  local ps p dur k=$sys,$sc,$w,$rep
   ps=$(echo "$row" | awk -F'|' '{gsub(/ /,"",$4); print $4}')
   p=$(echo "$row" | awk -F'|' '{gsub(/ |ms/,"",$5); print $5}')
-  dur=$(awk -v d="${duration%s}" -v w="${warmup%s}" 'BEGIN { print d + 0 }')
-  pairs[$sys,$sc,$w]=$ps
-  p50[$sys,$sc,$w]=$p
-  cpu[$sys,$sc,$w]=$(awk -v a="$c0" -v b="$c1" -v n="$ps" -v d="$dur" \
+  dur=$(awk -v d="${duration%s}" 'BEGIN { print d + 0 }')
+  pairs[$k]=$ps
+  p50[$k]=$p
+  cpu[$k]=$(awk -v a="$c0" -v b="$c1" -v n="$ps" -v d="$dur" \
     'BEGIN { if (n * d > 0) printf "%.3f", (b - a) / (n * d) * 1000; else print "-" }')
-  echo "  $sys $sc $w: $ps pairs/s, p50 $p ms" >&2
+  echo "  $sys $sc $w (rep $rep): $ps pairs/s, p50 $p ms" >&2
 }
 
+# median ARRAY SYSTEM SCENARIO WORKERS prints the median over the reps of
+# one cell's values in the named associative array ("-" when none), in
+# the array's own format.
+median() {
+  local fmt
+  case $1 in pairs) fmt=%.0f ;; p50) fmt=%.2f ;; *) fmt=%.3f ;; esac
+  local -n arr=$1
+  local vals=() r
+  for r in $(seq "$reps"); do
+    [ -n "${arr[$2,$3,$4,$r]:-}" ] && [ "${arr[$2,$3,$4,$r]}" != - ] && vals+=("${arr[$2,$3,$4,$r]}")
+  done
+  if [ ${#vals[@]} -eq 0 ]; then echo -; return; fi
+  printf '%s\n' "${vals[@]}" | sort -g | awk -v f="$fmt" '{ v[NR] = $1 } END { if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2; printf f "\n", m }'
+}
+
+# run_cells measures every cell reps times per system, alternating the
+# systems (and which of them goes first) so that drift hits both alike.
 run_cells() {
-  local sys=$1
+  local systems=(ours) sc w r
+  [ "$etcd" = 1 ] && systems=(etcd ours)
   for sc in ${scenarios//,/ }; do
-    for w in ${workers//,/ }; do measure "$sys" "$sc" "$w"; done
+    for w in ${workers//,/ }; do
+      for r in $(seq "$reps"); do
+        if [ $((r % 2)) = 1 ]; then
+          for sys in "${systems[@]}"; do measure "$sys" "$sc" "$w" "$r"; done
+        else
+          for ((i = ${#systems[@]} - 1; i >= 0; i--)); do measure "${systems[$i]}" "$sc" "$w" "$r"; done
+        fi
+      done
+    done
   done
 }
 
@@ -181,7 +217,13 @@ failover_tables=""
 if [ "$etcd" = 1 ]; then
   echo "==> etcd"
   BIN=$etcdbin "$kit/etcd/cluster.sh" up
-  run_cells etcd
+fi
+echo "==> doubledutch"
+ours_up
+echo "==> cells, $reps measurement(s) per cell and system"
+run_cells
+
+if [ "$etcd" = 1 ]; then
   if [ "$failover" = 1 ]; then
     failover_tables+=$'\netcd:\n'
     failover_tables+=$("$etcdbin/etcdlock" -endpoints "$(BIN=$etcdbin "$kit/etcd/cluster.sh" endpoints)" -mode failover \
@@ -191,29 +233,25 @@ if [ "$etcd" = 1 ]; then
   fi
   BIN=$etcdbin "$kit/etcd/cluster.sh" down >/dev/null
 fi
-
-echo "==> doubledutch"
-ours_up
-run_cells ours
 if [ "$failover" = 1 ]; then
-  reps=3 settle=3s
-  [ "$smoke" = 1 ] && reps=1 settle=1s
+  freps=3 settle=3s
+  [ "$smoke" = 1 ] && freps=1 settle=1s
   failover_tables+=$'\ndoubledutch:\n'
   failover_tables+=$(DOUBLEDUTCH_API_KEY=$key "$work/ddload" -endpoints "$endpoints" -mode failover -workers 8 \
-    -reps "$reps" -settle "$settle" \
+    -reps "$freps" -settle "$settle" \
     -kill-cmd "kill -9 \$(cat $work/\$LEADER_NAME.pid)" -restart-cmd "$work/\$LEADER_NAME.sh" | grep '^|')
 fi
 
 echo
-echo "# $(date -u '+%Y-%m-%d %H:%M UTC'): scripts/bench.sh --duration $duration --workers $workers --scenarios $scenarios"
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC'): scripts/bench.sh --duration $duration --workers $workers --scenarios $scenarios --reps $reps (medians)"
 echo "| scenario | workers | etcd pairs/s | ours pairs/s | ours / etcd | etcd p50 ms | ours p50 ms | etcd CPU s / 1k pairs | ours CPU s / 1k pairs |"
 echo "|---|---|---|---|---|---|---|---|---|"
 status=0
 for sc in ${scenarios//,/ }; do
   for w in ${workers//,/ }; do
-    e=${pairs[etcd,$sc,$w]:--} o=${pairs[ours,$sc,$w]:--}
+    e=$(median pairs etcd "$sc" "$w") o=$(median pairs ours "$sc" "$w")
     ratio=$(awk -v e="$e" -v o="$o" 'BEGIN { if (e + 0 > 0) printf "%.2f", o / e; else print "-" }')
-    echo "| $sc | $w | $e | $o | $ratio | ${p50[etcd,$sc,$w]:--} | ${p50[ours,$sc,$w]:--} | ${cpu[etcd,$sc,$w]:--} | ${cpu[ours,$sc,$w]:--} |"
+    echo "| $sc | $w | $e | $o | $ratio | $(median p50 etcd "$sc" "$w") | $(median p50 ours "$sc" "$w") | $(median cpu etcd "$sc" "$w") | $(median cpu ours "$sc" "$w") |"
     if [ "${o%.*}" = "" ] || [ "${o%.*}" -le 0 ] 2>/dev/null; then status=1; fi
   done
 done
