@@ -158,7 +158,10 @@ declare -A pairs p50 cpu
 # pairs/s, p50 and CPU, kept under [SYSTEM,SCENARIO,WORKERS,REP].
 measure() {
   local sys=$1 sc=$2 w=$3 rep=$4 row c0 c1
-  if [ "$sys" = ours ]; then
+  if [ "$sys" = floor ]; then
+    c0=0 c1=0
+    row=$("$work/ddload" -mode floor -workers "$w" -duration "$duration" -warmup "$warmup" | grep "^| $sc |")
+  elif [ "$sys" = ours ]; then
     c0=$(cpu_seconds "$work"/n?.pid)
     row=$(DOUBLEDUTCH_API_KEY=$key "$work/ddload" -endpoints "$endpoints" -scenarios "$sc" -workers "$w" \
       -duration "$duration" -warmup "$warmup" | grep "^| $sc |")
@@ -176,7 +179,7 @@ measure() {
   pairs[$k]=$ps
   p50[$k]=$p
   cpu[$k]=$(awk -v a="$c0" -v b="$c1" -v n="$ps" -v d="$dur" \
-    'BEGIN { if (n * d > 0) printf "%.3f", (b - a) / (n * d) * 1000; else print "-" }')
+    'BEGIN { if (n * d > 0 && b > a) printf "%.3f", (b - a) / (n * d) * 1000; else print "-" }')
   echo "  $sys $sc $w (rep $rep): $ps pairs/s, p50 $p ms" >&2
 }
 
@@ -198,10 +201,13 @@ median() {
 # run_cells measures every cell reps times per system, alternating the
 # systems (and which of them goes first) so that drift hits both alike.
 run_cells() {
-  local systems=(ours) sc w r
-  [ "$etcd" = 1 ] && systems=(etcd ours)
+  local systems sc w r
   for sc in ${scenarios//,/ }; do
     for w in ${workers//,/ }; do
+      systems=(ours)
+      [ "$etcd" = 1 ] && systems=(etcd ours)
+      # The HTTP floor (ddload -mode floor): HTTP alone, no Raft.
+      [ "$sc" = uncontended ] && [ "$smoke" = 0 ] && systems+=(floor)
       for r in $(seq "$reps"); do
         if [ $((r % 2)) = 1 ]; then
           for sys in "${systems[@]}"; do measure "$sys" "$sc" "$w" "$r"; done
@@ -244,17 +250,23 @@ fi
 
 echo
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'): scripts/bench.sh --duration $duration --workers $workers --scenarios $scenarios --reps $reps (medians)"
-echo "| scenario | workers | etcd pairs/s | ours pairs/s | ours / etcd | etcd p50 ms | ours p50 ms | etcd CPU s / 1k pairs | ours CPU s / 1k pairs |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| scenario | workers | etcd pairs/s | ours pairs/s | ours / etcd | etcd p50 ms | ours p50 ms | etcd CPU s / 1k pairs | ours CPU s / 1k pairs | HTTP floor pairs/s | floor / etcd |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 status=0
 for sc in ${scenarios//,/ }; do
   for w in ${workers//,/ }; do
     e=$(median pairs etcd "$sc" "$w") o=$(median pairs ours "$sc" "$w")
+    f=$(median pairs floor "$sc" "$w")
     ratio=$(awk -v e="$e" -v o="$o" 'BEGIN { if (e + 0 > 0) printf "%.2f", o / e; else print "-" }')
-    echo "| $sc | $w | $e | $o | $ratio | $(median p50 etcd "$sc" "$w") | $(median p50 ours "$sc" "$w") | $(median cpu etcd "$sc" "$w") | $(median cpu ours "$sc" "$w") |"
+    fratio=$(awk -v e="$e" -v o="$f" 'BEGIN { if (e + 0 > 0 && o + 0 > 0) printf "%.2f", o / e; else print "-" }')
+    echo "| $sc | $w | $e | $o | $ratio | $(median p50 etcd "$sc" "$w") | $(median p50 ours "$sc" "$w") | $(median cpu etcd "$sc" "$w") | $(median cpu ours "$sc" "$w") | $f | $fratio |"
     if [ "${o%.*}" = "" ] || [ "${o%.*}" -le 0 ] 2>/dev/null; then status=1; fi
   done
 done
+echo
+echo "HTTP floor: ddload -mode floor, a canned in-process net/http server (no Raft, no fsync,"
+echo "no lock logic) driven by the same generator, both cores to itself: the most any"
+echo "HTTP/1.1 lock service with one kept-alive connection per worker answers on this machine."
 if [ -n "$failover_tables" ]; then
   echo
   echo "Failover (leader kill -9 under load, time to the next grant):"

@@ -34,7 +34,7 @@ func main() {
 	warmup := flag.Duration("warmup", time.Second, "unmeasured warm-up per cell")
 	lifetime := flag.Duration("lifetime", 10*time.Second, "lock lifetime")
 	insecure := flag.Bool("insecure", false, "skip TLS certificate checks")
-	mode := flag.String("mode", "bench", "bench | failover")
+	mode := flag.String("mode", "bench", "bench | failover | floor (HTTP alone: a canned in-process server, no Raft)")
 	killCmd := flag.String("kill-cmd", "", "failover: shell command that kills the leader (env LEADER_ENDPOINT, LEADER_NAME)")
 	restartCmd := flag.String("restart-cmd", "", "failover: shell command that restarts the killed node (same env)")
 	reps := flag.Int("reps", 3, "failover repetitions")
@@ -65,17 +65,30 @@ func main() {
 		}
 		return
 	}
+	if *mode == "floor" {
+		ws, err := workerCounts(*workers)
+		if err == nil {
+			fmt.Println("| scenario | workers | pairs/s | pair p50 | pair p99 | errors |")
+			fmt.Println("|---|---|---|---|---|---|")
+			err = runFloor(ctx, ws, *warmup, *duration)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ddload:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	target := loadgen.Target{Endpoints: strings.Split(*endpoints, ","), Key: *key, TLS: tlsConf}
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	fmt.Println("| scenario | workers | pairs/s | pair p50 | pair p99 | errors |")
 	fmt.Println("|---|---|---|---|---|---|")
 	for _, sc := range strings.Split(*scenarios, ",") {
-		for _, ws := range strings.Split(*workers, ",") {
-			w, err := strconv.Atoi(ws)
-			if err != nil || w < 1 {
-				fmt.Fprintf(os.Stderr, "ddload: bad worker count %q\n", ws)
-				os.Exit(2)
-			}
+		ws, err := workerCounts(*workers)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ddload:", err)
+			os.Exit(2)
+		}
+		for _, w := range ws {
 			cell := loadgen.Cell{Scenario: sc, Workers: w, Warmup: *warmup, Duration: *duration, Lifetime: *lifetime}
 			r, err := loadgen.Run(ctx, target, cell, run)
 			if err != nil {
@@ -85,4 +98,17 @@ func main() {
 			fmt.Println(r)
 		}
 	}
+}
+
+// workerCounts parses the -workers list.
+func workerCounts(list string) ([]int, error) {
+	var out []int
+	for _, ws := range strings.Split(list, ",") {
+		w, err := strconv.Atoi(ws)
+		if err != nil || w < 1 {
+			return nil, fmt.Errorf("bad worker count %q", ws)
+		}
+		out = append(out, w)
+	}
+	return out, nil
 }
