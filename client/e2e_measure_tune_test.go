@@ -1,6 +1,16 @@
 package client_test
 
-import "github.com/doubledutch/doubledutch/client"
+import (
+	"os"
+	"time"
 
-// measureTune configures the measured client (the defaults).
-func measureTune(*client.Config) {}
+	"github.com/doubledutch/doubledutch/client"
+)
+
+// measureTune configures the measured client: the defaults, or the
+// HedgeAfter in DDTEST_HEDGE_AFTER (e.g. -1s: no hedging).
+func measureTune(cfg *client.Config) {
+	if d, err := time.ParseDuration(os.Getenv("DDTEST_HEDGE_AFTER")); err == nil {
+		cfg.HedgeAfter = d
+	}
+}
