@@ -110,7 +110,7 @@ func (run *callRun) loop() error {
 			if settled, err := run.land(res); settled {
 				return err
 			}
-			if retryAt.IsZero() && !run.scheduleRetry(&retryAt) {
+			if retryAt.IsZero() && !run.scheduleRetry(&retryAt, res.err) {
 				return giveUp(run.ctx, run.r, run.start, run.last, run.unknown)
 			}
 		case <-timer.C:
@@ -190,11 +190,19 @@ func (run *callRun) cancelPending() {
 	}
 }
 
-// scheduleRetry sets when to launch the next leg after one failed. It
-// reports false when the call must give up now: no leg is in flight and
-// none may be launched.
-func (run *callRun) scheduleRetry(at *time.Time) bool {
+// scheduleRetry sets when to launch the next leg after one failed with
+// err. It reports false when the call must give up now: no leg is in
+// flight and none may be launched. A leg that ended at a redirect it did
+// not follow, while another still waits, is retried at the hedging pace,
+// not the backoff's: a leader that is only slow would otherwise have its
+// followers polled every few milliseconds by every client until it
+// answers.
+func (run *callRun) scheduleRetry(at *time.Time, err error) bool {
 	pause := jitter(run.attempts - 1)
+	var uErr *unfollowedError
+	if errors.As(err, &uErr) && run.inFlight() > 0 {
+		pause = max(pause, run.c.cfg.HedgeAfter)
+	}
 	if run.ending || run.ctx.Err() != nil || !run.canLaunch(time.Now().Add(pause)) {
 		return run.inFlight() > 0
 	}
