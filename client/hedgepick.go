@@ -24,7 +24,10 @@ func (run *callRun) pick(hedge bool) (ep string, remembered *string, ok bool) {
 	run.mu.Lock()
 	defer run.mu.Unlock()
 	if l := run.c.leader.Load(); l != nil {
-		if o := originOf(*l); !run.waitedOnLocked(o, false) {
+		o := originOf(*l)
+		if !run.c.trusts(o) { // a reported member the cluster no longer reports
+			run.c.leader.CompareAndSwap(l, nil)
+		} else if !run.waitedOnLocked(o, false) {
 			return *l, l, true
 		}
 	}

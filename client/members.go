@@ -47,6 +47,16 @@ func (m *memberCache) set(bases map[string]string) {
 	m.bases, m.learned = bases, time.Now()
 }
 
+// trusts reports whether the key may go to origin o: a configured
+// endpoint, or a member the cluster reported within memberTTL.
+func (c *Client) trusts(o string) bool {
+	if _, ok := c.trusted[o]; ok {
+		return true
+	}
+	_, ok := c.members.get(o)
+	return ok
+}
+
 // redirectBase returns the base URL of the node a redirect from "from"
 // to "next" leads to, if it may be followed: a configured endpoint, or a
 // member the cluster reports. A host that is neither gets a

@@ -91,3 +91,28 @@ func TestRedirectToUnreportedHostIsRefused(t *testing.T) {
 		t.Fatalf("the unreported host was sent %d requests", len(got))
 	}
 }
+
+// A remembered leader learned as a member is not called once the cluster
+// has not reported it for memberTTL: the key goes only to the nodes the
+// cluster currently vouches for.
+func TestExpiredMemberIsNotCalled(t *testing.T) {
+	gone := &keyCatcher{}
+	gsrv := httptest.NewServer(gone)
+	defer gsrv.Close()
+	live := httptest.NewServer(&keyCatcher{})
+	defer live.Close()
+	c := newTestClient(t, Config{Endpoints: []string{live.URL}, APIKey: "k"})
+	c.members.set(map[string]string{originOf(gsrv.URL): gsrv.URL})
+	c.members.learned = time.Now().Add(-2 * memberTTL)
+	remembered := gsrv.URL
+	c.leader.Store(&remembered)
+	if _, err := c.Get(context.Background(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	if got := gone.requests(); len(got) != 0 {
+		t.Fatalf("a member no longer reported was sent %d requests", len(got))
+	}
+	if c.leader.Load() != nil {
+		t.Fatal("the expired member is still remembered as the leader")
+	}
+}
