@@ -21,10 +21,13 @@ type request struct {
 	// body builds the JSON body for an attempt, given the wait that is
 	// left (an acquire asks the server to wait only for what remains).
 	// nil: no body.
-	body      func(wait time.Duration) any
-	out       any
-	wait      time.Duration // how long the server may hold the request
-	mutating  bool
+	body     func(wait time.Duration) any
+	out      any
+	wait     time.Duration // how long the server may hold the request
+	mutating bool
+	// anyNode: every node answers it itself (not only the leader), so
+	// the node that answers is not thereby the leader.
+	anyNode   bool
 	requestID string
 	// attemptTimeout overrides the client's (a keepalive refresh must
 	// fit several attempts into a third of the lifetime).
@@ -136,7 +139,7 @@ func (c *Client) do(ctx context.Context, method, u string, payload []byte, h hop
 		if err != nil {
 			return nil, err
 		}
-		if err := h.follow(next); err != nil {
+		if err := h.follow(next, base); err != nil {
 			return nil, err
 		}
 		c.leader.Store(&base)

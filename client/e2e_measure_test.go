@@ -23,19 +23,25 @@ func TestMeasureFrozenFirstEndpoint(t *testing.T) {
 	}
 	cl := ddtest.Start(t, binary)
 	for _, which := range []string{"leader", "follower"} {
-		var took []time.Duration
+		var acq, rel []time.Duration
 		for run := 0; run < 7; run++ {
-			took = append(took, frozenAcquire(t, cl, which))
+			a, r := frozenAcquire(t, cl, which)
+			acq, rel = append(acq, a), append(rel, r)
 		}
-		slices.Sort(took)
-		t.Logf("first endpoint frozen (%s): median %v, min %v, max %v, all %v",
-			which, took[len(took)/2], took[0], took[len(took)-1], took)
+		logMedian(t, "first endpoint frozen ("+which+"): acquire", acq)
+		logMedian(t, "first endpoint frozen ("+which+"): the release after it", rel)
 	}
 }
 
+func logMedian(t *testing.T, what string, took []time.Duration) {
+	slices.Sort(took)
+	t.Logf("%s: median %v, min %v, max %v, all %v", what, took[len(took)/2], took[0], took[len(took)-1], took)
+}
+
 // frozenAcquire freezes the leader or a follower, listed first in a fresh
-// client's endpoints, and times one acquire through it.
-func frozenAcquire(t *testing.T, cl *ddtest.Cluster, which string) time.Duration {
+// client's endpoints, and times one acquire through it and the release
+// after it.
+func frozenAcquire(t *testing.T, cl *ddtest.Cluster, which string) (acquire, release time.Duration) {
 	t.Helper()
 	leader, err := cl.WaitLeader(20 * time.Second)
 	if err != nil {
@@ -70,12 +76,13 @@ func frozenAcquire(t *testing.T, cl *ddtest.Cluster, which string) time.Duration
 	defer cl.Thaw(frozen)
 	start := time.Now()
 	l, err := c.Acquire(ctx, "measure", client.AcquireOptions{Lifetime: 10 * time.Second})
-	took := time.Since(start)
+	acquire = time.Since(start)
 	if err != nil {
 		t.Fatalf("acquire with the %s frozen: %v", which, err)
 	}
+	start = time.Now()
 	if err := l.Release(ctx); err != nil {
 		t.Fatalf("release with the %s frozen: %v", which, err)
 	}
-	return took
+	return acquire, time.Since(start)
 }

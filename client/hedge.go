@@ -52,6 +52,9 @@ type leg struct {
 	remembered *string // the leader pointer it started from, if any
 	cancel     context.CancelFunc
 	waitEnd    time.Time // until when the server may legitimately hold it
+	// base is the base URL of the node its current hop went to; only
+	// its own goroutine writes it, before sending its result.
+	base string
 
 	// Guarded by run.mu.
 	hop      string    // origin of the node it waits on
@@ -150,6 +153,12 @@ func (run *callRun) land(res legResult) (bool, error) {
 		err = json.Unmarshal(res.body, run.r.out)
 	}
 	if err == nil {
+		// Only the leader answers a leader-served request: start the
+		// next calls there, past a hung endpoint listed before it.
+		if !run.r.anyNode {
+			base := res.leg.base
+			run.c.leader.Store(&base)
+		}
 		run.settle(run.r.mutating)
 		return true, nil
 	}
@@ -263,7 +272,7 @@ func (run *callRun) launch(hedge bool) (bool, error) {
 	// ends, but a leg left after a success must outlive it (settle).
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(run.ctx), timeout+wait)
 	now := time.Now()
-	l := &leg{run: run, remembered: remembered, cancel: cancel, waitEnd: now.Add(wait)}
+	l := &leg{run: run, remembered: remembered, cancel: cancel, waitEnd: now.Add(wait), base: ep}
 	run.mu.Lock()
 	l.hop, l.hopStart = originOf(ep), now
 	run.pending = append(run.pending, l)

@@ -113,6 +113,25 @@ func TestHedgeAnswersPastAHungEndpoint(t *testing.T) {
 	}
 }
 
+// The node whose answer won is where the next call starts: a hung node
+// listed first costs one hedge, not one per call.
+func TestHedgeWinnerIsWhereTheNextCallStarts(t *testing.T) {
+	hung, live := newNode(t, nil), newNode(t, grant)
+	c := newTestClient(t, Config{Endpoints: []string{hung.srv.URL, live.srv.URL}, APIKey: "k",
+		AttemptTimeout: 20 * time.Second, HedgeAfter: 100 * time.Millisecond})
+	for i := 0; i < 3; i++ {
+		if _, err := c.Get(context.Background(), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(hung.seen()); n != 1 {
+		t.Fatalf("the hung node was asked %d times, want once", n)
+	}
+	if p := c.leader.Load(); p == nil || *p != live.srv.URL {
+		t.Fatalf("remembered leader %v, want the node that answered", p)
+	}
+}
+
 // A hedge that reaches a follower which still redirects to the hung node
 // does not follow it there while another endpoint may answer: it asks
 // the next one, and the hung node is sent the request once.

@@ -10,9 +10,9 @@ import (
 
 // hopWatcher is told of each hop of a leg (do) and may stop it.
 type hopWatcher interface {
-	begin(u string) error       // the hop is about to be sent
-	answered()                  // its response headers arrived
-	follow(next *url.URL) error // a redirect is about to be followed
+	begin(u string) error                    // the hop is about to be sent
+	answered()                               // its response headers arrived
+	follow(next *url.URL, base string) error // a redirect to the node at base is about to be followed
 }
 
 // pick chooses a leg's endpoint: the remembered leader, else the
@@ -153,7 +153,7 @@ func (l *leg) answered() {
 // suspect: the leg ends "not applied" and the call asks another node,
 // which by then may know a new leader. With every endpoint suspect it is
 // followed (the node may only be slow).
-func (l *leg) follow(next *url.URL) error {
+func (l *leg) follow(next *url.URL, base string) error {
 	run := l.run
 	if run.settled.Load() {
 		return errSettled
@@ -161,14 +161,14 @@ func (l *leg) follow(next *url.URL) error {
 	o := origin(next)
 	run.mu.Lock()
 	defer run.mu.Unlock()
-	if !run.waitedOnLocked(o, true) {
-		return nil
-	}
-	for _, eo := range run.c.origins {
-		if !run.waitedOnLocked(eo, true) {
-			return &unfollowedError{to: o, why: "it did not answer this call in time"}
+	if run.waitedOnLocked(o, true) {
+		for _, eo := range run.c.origins {
+			if !run.waitedOnLocked(eo, true) {
+				return &unfollowedError{to: o, why: "it did not answer this call in time"}
+			}
 		}
 	}
+	l.base = base
 	return nil
 }
 
