@@ -21,10 +21,13 @@ type request struct {
 	// body builds the JSON body for an attempt, given the wait that is
 	// left (an acquire asks the server to wait only for what remains).
 	// nil: no body.
-	body      func(wait time.Duration) any
-	out       any
-	wait      time.Duration // how long the server may hold the request
-	mutating  bool
+	body     func(wait time.Duration) any
+	out      any
+	wait     time.Duration // how long the server may hold the request
+	mutating bool
+	// anyNode: every node answers it itself (not only the leader), so
+	// the node that answers is not thereby the leader.
+	anyNode   bool
 	requestID string
 	// attemptTimeout overrides the client's (a keepalive refresh must
 	// fit several attempts into a third of the lifetime).
@@ -47,48 +50,6 @@ const (
 	backoffBase = 20 * time.Millisecond
 	backoffMax  = 250 * time.Millisecond
 )
-
-// call runs r's attempts until a definite answer, the retry budget
-// (RetryFor plus r.wait), MaxAttempts or ctx's end.
-func (c *Client) call(ctx context.Context, r request) error {
-	start := time.Now()
-	budget := start.Add(r.wait + c.cfg.RetryFor)
-	unknown := false
-	for attempt := 0; ; attempt++ {
-		ep, leader := c.pick(attempt)
-		wait := max(r.wait-time.Since(start), 0)
-		var payload []byte
-		if r.body != nil {
-			var err error
-			if payload, err = json.Marshal(r.body(wait)); err != nil {
-				return err
-			}
-		}
-		err := c.attempt(ctx, r, ep+r.path, payload, wait)
-		if err == nil {
-			return nil
-		}
-		v := classify(err)
-		if v == definite {
-			return err
-		}
-		// The remembered leader failed: forget it, so the next attempt
-		// asks the endpoints, which redirect to whoever leads now.
-		if leader != nil {
-			c.leader.CompareAndSwap(leader, nil)
-		}
-		unknown = unknown || (r.mutating && v == maybe)
-		pause := jitter(attempt)
-		if ctx.Err() != nil || attempt+1 == c.cfg.MaxAttempts || time.Now().Add(pause).After(budget) {
-			return giveUp(ctx, r, start, err, unknown)
-		}
-		select {
-		case <-ctx.Done():
-			return giveUp(ctx, r, start, err, unknown)
-		case <-time.After(pause):
-		}
-	}
-}
 
 // giveUp is the error of a call that ran out of retries: unknown if any
 // attempt may have been applied, else the last error (with the context's
@@ -126,6 +87,10 @@ func classify(err error) verdict {
 	if errors.Is(err, ErrRedirectRefused) {
 		return definite
 	}
+	var uErr *unfollowedError
+	if errors.As(err, &uErr) {
+		return notApplied // the redirect was not followed: never reached a leader
+	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Op == "dial" {
 		return notApplied // never sent
@@ -140,53 +105,42 @@ func classify(err error) verdict {
 // to tell "failed" from "outcome unknown".
 func NotApplied(err error) bool { return err != nil && classify(err) == notApplied }
 
-// pick returns the base URL for an attempt: the remembered leader, else
-// the endpoints in turn.
-func (c *Client) pick(attempt int) (string, *string) {
-	if l := c.leader.Load(); l != nil {
-		return *l, l
-	}
-	return c.endpoints[attempt%len(c.endpoints)], nil
-}
-
-// attempt is one try, bounded by the attempt timeout plus the server's
-// wait.
-func (c *Client) attempt(ctx context.Context, r request, u string, payload []byte, wait time.Duration) error {
-	timeout := c.cfg.AttemptTimeout
-	if r.attemptTimeout > 0 {
-		timeout = r.attemptTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout+wait)
-	defer cancel()
-	return c.do(ctx, r.method, u, payload, r.out)
-}
-
 // maxRedirects bounds a chain of leader redirects (leadership may move
 // while a request chases it).
 const maxRedirects = 5
 
-// do sends one request and follows redirects, but only to configured
-// endpoints: a Location elsewhere (another host, or http for an https
-// node) is refused, so the key is never sent there.
-func (c *Client) do(ctx context.Context, method, u string, payload []byte, out any) error {
+// do sends one hop after another, following redirects only to trusted
+// nodes (configured, or reported members: see redirectBase): a Location
+// elsewhere (another host, or http for an https node) is refused, so the
+// key is never sent there. h watches the hops (for hedging) and may veto
+// one. A success answer's body is returned undecoded, so that concurrent
+// attempts never write into the caller's value; the winner's is decoded.
+func (c *Client) do(ctx context.Context, method, u string, payload []byte, h hopWatcher) ([]byte, error) {
 	for i := 0; ; i++ {
+		if err := h.begin(u); err != nil {
+			return nil, err
+		}
 		resp, err := c.send(ctx, method, u, payload)
 		if err != nil {
-			return err
+			return nil, err
 		}
+		h.answered()
 		loc := resp.Header.Get("Location")
 		redirect := resp.StatusCode == http.StatusTemporaryRedirect || resp.StatusCode == http.StatusPermanentRedirect
 		if !redirect || loc == "" || i == maxRedirects {
-			return readAnswer(resp, out)
+			return readBody(resp)
 		}
 		resp.Body.Close()
 		next, err := resp.Request.URL.Parse(loc)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		base, ok := c.trusted[origin(next)]
-		if !ok {
-			return &RedirectError{From: origin(resp.Request.URL), To: origin(next)}
+		base, err := c.redirectBase(ctx, resp.Request.URL, next)
+		if err != nil {
+			return nil, err
+		}
+		if err := h.follow(next, base); err != nil {
+			return nil, err
 		}
 		c.leader.Store(&base)
 		u = next.String()
@@ -211,17 +165,24 @@ func (c *Client) send(ctx context.Context, method, u string, payload []byte) (*h
 	return c.http.Do(req)
 }
 
-func readAnswer(resp *http.Response, out any) error {
+// readBody reads an answer: its body when it is a success, else its
+// error.
+func readBody(resp *http.Response) ([]byte, error) {
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode >= 300 {
-		return decodeError(resp.StatusCode, data)
+		return nil, decodeError(resp.StatusCode, data)
 	}
-	if out == nil {
-		return nil
+	return data, nil
+}
+
+func readAnswer(resp *http.Response, out any) error {
+	data, err := readBody(resp)
+	if err != nil || out == nil {
+		return err
 	}
 	return json.Unmarshal(data, out)
 }

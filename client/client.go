@@ -4,8 +4,9 @@
 // Acquire returns a *Lock handle whose Deadline is a moment at which the
 // cluster cannot yet have expired the lock, whose Lost channel closes when
 // that can no longer be promised, and which can keep itself alive. The
-// client follows leader redirects only to the configured nodes (the API key
-// never goes anywhere else), retries "not applied" answers with short
+// client follows leader redirects only to the cluster's nodes (the API key
+// never goes anywhere else), hedges an attempt that hangs by sending it to
+// another node too, retries "not applied" answers with short
 // jittered backoff, and retries answers of unknown outcome with the same
 // request id, which the cluster answers from memory instead of acting twice.
 //
@@ -32,8 +33,10 @@ type Config struct {
 	// Endpoints are the nodes' API URLs, spelled as the nodes advertise
 	// them (GET /v1/cluster lists them; so does `doubledutch cluster`).
 	// Calls may go to any of them. A follower's redirect is followed only
-	// to one of these (same scheme, host and port), so the API key is
-	// never sent to another host or over a downgraded scheme.
+	// to one of these (same scheme, host and port) or to a member that
+	// one of them reports in GET /v1/cluster (a node added at runtime),
+	// never from https to http, so the API key is never sent to a host
+	// that is not part of the cluster.
 	Endpoints []string
 	// APIKey is sent as "Authorization: Bearer KEY".
 	APIKey string
@@ -46,6 +49,14 @@ type Config struct {
 	// that a node that hangs (stopped, cut off) costs one attempt, not the
 	// whole call. Default 5 s.
 	AttemptTimeout time.Duration
+	// HedgeAfter is how long an attempt may go without response headers
+	// (beyond an acquire's wait) before the same request, with the same
+	// request id, is also sent to another endpoint; the first definite
+	// answer wins and the node that hung is not redirected to again in
+	// that call while another endpoint may answer. A frozen node then
+	// costs about HedgeAfter instead of AttemptTimeout. Default 1 s;
+	// negative disables hedging. Hedges count against MaxAttempts.
+	HedgeAfter time.Duration
 	// RetryFor bounds how long a call keeps retrying answers that are
 	// "not applied" or of unknown outcome (on top of an acquire's wait),
 	// within the caller's context. Default 30 s.
@@ -63,6 +74,7 @@ type Config struct {
 // Defaults for Config's zero values.
 const (
 	DefaultAttemptTimeout = 5 * time.Second
+	DefaultHedgeAfter     = time.Second
 	DefaultRetryFor       = 30 * time.Second
 	DefaultClockRateError = 0.01
 )
@@ -71,10 +83,13 @@ const (
 type Client struct {
 	cfg       Config
 	endpoints []string          // base URLs without a trailing slash
+	origins   []string          // origin of each endpoint
 	trusted   map[string]string // origin a redirect may lead to -> its endpoint
+	members   memberCache       // members' URLs the cluster reported
 	http      *http.Client
-	// leader is the base URL a follower last redirected to (always a
-	// configured endpoint); calls start there, saving a redirect.
+	// leader is the base URL a follower last redirected to (a configured
+	// endpoint or a reported member); calls start there, saving a
+	// redirect.
 	leader atomic.Pointer[string]
 }
 
@@ -92,6 +107,7 @@ func NewClient(cfg Config) (*Client, error) {
 		}
 		base := strings.TrimRight(u.String(), "/")
 		c.endpoints = append(c.endpoints, base)
+		c.origins = append(c.origins, origin(u))
 		c.trusted[origin(u)] = base
 	}
 	tlsConf, err := tlsConfig(cfg)
@@ -104,7 +120,7 @@ func NewClient(cfg Config) (*Client, error) {
 	tr.Proxy = nil // the key goes to the nodes, not to an environment proxy
 	c.http = &http.Client{
 		Transport: tr,
-		// Redirects are followed in do, only to configured nodes.
+		// Redirects are followed in do, only to the cluster's nodes.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return c, nil
@@ -124,6 +140,9 @@ func New(endpoints []string, apiKey string, tlsConf *tls.Config) *Client {
 func withDefaults(cfg Config) Config {
 	if cfg.AttemptTimeout <= 0 {
 		cfg.AttemptTimeout = DefaultAttemptTimeout
+	}
+	if cfg.HedgeAfter == 0 {
+		cfg.HedgeAfter = DefaultHedgeAfter
 	}
 	if cfg.RetryFor <= 0 {
 		cfg.RetryFor = DefaultRetryFor

@@ -53,7 +53,7 @@ func TestClientLeavesAHungLeader(t *testing.T) {
 	if err != nil || l.FencingToken != 7 {
 		t.Fatalf("get past a hung leader: %+v %v", l, err)
 	}
-	if c.leader.Load() != nil {
+	if p := c.leader.Load(); p != nil && *p == hung.URL {
 		t.Fatal("the hung leader is still remembered")
 	}
 }

@@ -32,9 +32,10 @@ var (
 	// limit on locks, request ids or waiters); retry later.
 	ErrUnavailable    = errors.New("cluster unavailable (no leader or no quorum)")
 	ErrUnknownOutcome = errors.New("outcome unknown")
-	// ErrRedirectRefused: a node redirected to a URL that is not one of
-	// the configured endpoints (another host, or http for an https
-	// node). The request is not repeated there: it would carry the key.
+	// ErrRedirectRefused: a node redirected to a URL that is neither one
+	// of the configured endpoints nor a member the cluster reports
+	// (another host, or http for an https node). The request is not
+	// repeated there: it would carry the key.
 	ErrRedirectRefused = errors.New("redirect to a node that is not configured")
 	// ErrLockLost: the handle can no longer promise that the lock is
 	// held (its deadline passed without a refresh, or a refresh was
@@ -132,7 +133,7 @@ type RedirectError struct {
 
 // Error names both ends of the refused redirect (never the key).
 func (e *RedirectError) Error() string {
-	return fmt.Sprintf("doubledutch: %s redirected to %s, which is not a configured endpoint: list every node by the URL it advertises (the key is never sent elsewhere)", e.From, e.To)
+	return fmt.Sprintf("doubledutch: %s redirected to %s, which is neither a configured endpoint nor a member the cluster reports: list every node by the URL it advertises (the key is never sent elsewhere)", e.From, e.To)
 }
 
 // Is makes the error match ErrRedirectRefused.

@@ -141,7 +141,7 @@ func (c *Client) List(ctx context.Context, prefix, after string, limit int) (*Lo
 // answers.
 func (c *Client) Cluster(ctx context.Context) (map[string]any, error) {
 	var out map[string]any
-	err := c.call(ctx, request{method: http.MethodGet, path: "/v1/cluster", out: &out})
+	err := c.call(ctx, request{method: http.MethodGet, path: "/v1/cluster", out: &out, anyNode: true})
 	return out, err
 }
 

@@ -27,11 +27,12 @@ const (
 
 // clientFlags are the flags every client subcommand shares.
 type clientFlags struct {
-	endpoints string
-	key       string
-	keyFile   string
-	ca        string
-	json      bool
+	endpoints  string
+	key        string
+	keyFile    string
+	ca         string
+	hedgeAfter string
+	json       bool
 }
 
 // register declares the shared flags on fs, defaulting from the
@@ -41,6 +42,7 @@ func (f *clientFlags) register(fs *flag.FlagSet, getenv func(string) string, wit
 	fs.StringVar(&f.key, "api-key", getenv("DOUBLEDUTCH_API_KEY"), "API key ($DOUBLEDUTCH_API_KEY; prefer the environment or --api-key-file)")
 	fs.StringVar(&f.keyFile, "api-key-file", getenv("DOUBLEDUTCH_API_KEY_FILE"), "file whose first line is the API key ($DOUBLEDUTCH_API_KEY_FILE)")
 	fs.StringVar(&f.ca, "ca", getenv("DOUBLEDUTCH_CA"), "CA certificate (PEM) that signs the nodes' certificates ($DOUBLEDUTCH_CA)")
+	fs.StringVar(&f.hedgeAfter, "hedge-after", getenv("DOUBLEDUTCH_HEDGE_AFTER"), "send a request that has had no answer for this long to another node too; 0 or off: never (default 1s; $DOUBLEDUTCH_HEDGE_AFTER)")
 	if withJSON {
 		fs.BoolVar(&f.json, "json", false, "print JSON for scripts")
 	}
@@ -48,6 +50,19 @@ func (f *clientFlags) register(fs *flag.FlagSet, getenv func(string) string, wit
 
 // client builds the API client the flags describe.
 func (f *clientFlags) client() (*client.Client, error) {
+	cfg, err := f.config()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.NewClient(cfg)
+	if err != nil {
+		return nil, errors.New(strings.TrimPrefix(err.Error(), "client: "))
+	}
+	return c, nil
+}
+
+// config is the client configuration the flags describe.
+func (f *clientFlags) config() (client.Config, error) {
 	var eps []string
 	for _, e := range strings.Split(f.endpoints, ",") {
 		if e = strings.TrimSpace(e); e != "" {
@@ -55,22 +70,41 @@ func (f *clientFlags) client() (*client.Client, error) {
 		}
 	}
 	if len(eps) == 0 {
-		return nil, errors.New("no endpoints: set --endpoints or DOUBLEDUTCH_ENDPOINTS (e.g. https://node1:8000,https://node2:8000)")
+		return client.Config{}, errors.New("no endpoints: set --endpoints or DOUBLEDUTCH_ENDPOINTS (e.g. https://node1:8000,https://node2:8000)")
 	}
 	key := f.key
 	if key == "" && f.keyFile != "" {
 		data, err := os.ReadFile(f.keyFile)
 		if err != nil {
-			return nil, fmt.Errorf("API key file: %w", err)
+			return client.Config{}, fmt.Errorf("API key file: %w", err)
 		}
 		key, _, _ = strings.Cut(string(data), "\n")
 		key = strings.TrimSpace(key)
 	}
-	c, err := client.NewClient(client.Config{Endpoints: eps, APIKey: key, CAFile: f.ca})
+	hedge, err := parseHedgeAfter(f.hedgeAfter)
 	if err != nil {
-		return nil, errors.New(strings.TrimPrefix(err.Error(), "client: "))
+		return client.Config{}, err
 	}
-	return c, nil
+	return client.Config{Endpoints: eps, APIKey: key, CAFile: f.ca, HedgeAfter: hedge}, nil
+}
+
+// parseHedgeAfter reads --hedge-after: empty for the client's default,
+// "0" or "off" for no hedging (client.Config spells that negative).
+func parseHedgeAfter(s string) (time.Duration, error) {
+	switch strings.TrimSpace(s) {
+	case "":
+		return 0, nil
+	case "off":
+		return -1, nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("--hedge-after %q: want a duration such as 500ms, or 0 or off", s)
+	}
+	if d == 0 {
+		return -1, nil
+	}
+	return d, nil
 }
 
 // parseArgs parses flags that may come before or after the positional

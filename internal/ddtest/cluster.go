@@ -23,6 +23,10 @@ import (
 // Key is the API key of every test cluster.
 const Key = "ddtest-key"
 
+// AdminKey is the admin key (membership, leadership transfer) of every
+// test cluster.
+const AdminKey = "ddtest-admin-key"
+
 // BuildBinary compiles cmd/doubledutch into dir (once per test binary is
 // enough: call it from TestMain).
 func BuildBinary(dir string) (string, error) {
@@ -34,9 +38,10 @@ func BuildBinary(dir string) (string, error) {
 	return bin, nil
 }
 
-// Cluster is three node processes.
+// Cluster is three node processes (and any added with AddNode).
 type Cluster struct {
 	Nodes []*Node
+	dir   string // data directories and logs
 }
 
 // Node is one node process and the proxy in front of its API.
@@ -48,6 +53,7 @@ type Node struct {
 	RaftAddr string
 	cmd      *exec.Cmd
 	logPath  string
+	frozen   bool // stopped with SIGSTOP (Freeze)
 }
 
 // Start starts a three-node cluster from bin (see Launch) and waits for a
@@ -77,7 +83,7 @@ func Start(t testing.TB, bin string) *Cluster {
 // dir. Close stops them. On error the returned cluster (if any) still
 // needs Close.
 func Launch(bin, dir string) (*Cluster, error) {
-	c := &Cluster{}
+	c := &Cluster{dir: dir}
 	var voters []string
 	apiAddrs := make([]string, 3)
 	for i := 0; i < 3; i++ {
@@ -116,7 +122,7 @@ func (n *Node) start(bin string, args []string) error {
 	}
 	defer logf.Close()
 	n.cmd = exec.Command(bin, args...)
-	n.cmd.Env = append(os.Environ(), "DOUBLEDUTCH_API_KEY="+Key)
+	n.cmd.Env = append(os.Environ(), "DOUBLEDUTCH_API_KEY="+Key, "DOUBLEDUTCH_ADMIN_KEY="+AdminKey)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	DieWithParent(n.cmd)
 	return n.cmd.Start()
@@ -153,12 +159,12 @@ type health struct {
 }
 
 // LeaderNow is the index of the node that leads with every live node
-// agreeing, or -1.
+// agreeing, or -1. Frozen nodes are not asked (they would not answer).
 func (c *Cluster) LeaderNow() int {
 	leader, leaderID := -1, ""
 	var seen []health
 	for i, n := range c.Nodes {
-		if !n.Alive() {
+		if !n.Alive() || n.frozen {
 			continue
 		}
 		h, err := getHealth(n.Direct)
@@ -199,6 +205,23 @@ func (c *Cluster) Kill(i int) {
 	n := c.Nodes[i]
 	_ = n.cmd.Process.Signal(syscall.SIGKILL)
 	_ = n.cmd.Wait()
+}
+
+// Freeze stops node i with SIGSTOP: the process keeps its sockets, so
+// connections to it are accepted by the kernel and then hang, as with a
+// wedged process or a VM paused by its host. Thaw resumes it.
+func (c *Cluster) Freeze(i int) {
+	n := c.Nodes[i]
+	_ = n.cmd.Process.Signal(syscall.SIGSTOP)
+	n.frozen = true
+	waitStopped(n.cmd.Process.Pid, 5*time.Second)
+}
+
+// Thaw resumes node i after Freeze (SIGCONT).
+func (c *Cluster) Thaw(i int) {
+	n := c.Nodes[i]
+	_ = n.cmd.Process.Signal(syscall.SIGCONT)
+	n.frozen = false
 }
 
 // Blackhole cuts (or restores) every proxy: clients of the advertised
