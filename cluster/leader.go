@@ -173,7 +173,13 @@ func (n *Node) driveExpiry(t *leaderTerm) {
 			t.lastTick.Store(time.Now().UnixNano())
 			ticking = n.proposeTick()
 		}
-		timer.Reset(n.nextWake(t, deadline, held, now))
+		wait := n.nextWake(t, deadline, held, now)
+		if ticking != nil {
+			// The tick in flight expires what is due and its answer wakes
+			// this loop: a deadline already passed must not spin it.
+			wait = max(wait, min(n.cfg.TickInterval, n.cfg.beatInterval()))
+		}
+		timer.Reset(wait)
 	}
 }
 
