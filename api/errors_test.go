@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/doubledutch/doubledutch/api/codes"
 	"github.com/doubledutch/doubledutch/cluster"
@@ -28,7 +29,9 @@ func TestServerErrorsHideCauses(t *testing.T) {
 		{cluster.ErrShutdown, http.StatusServiceUnavailable, "unavailable"},
 		{disk, http.StatusInternalServerError, "internal"},
 	} {
-		h := newHarness(t)
+		// A leader that keeps refusing "not applied" is retried until
+		// the ProposeTimeout ends (cluster/locking, proposeHere): keep it short.
+		h := newHarness(t, func(c *Config) { c.ProposeTimeout = 100 * time.Millisecond })
 		cause := fmt.Errorf("%w: %w", tc.kind, disk)
 		h.f.setOnPropose(func(context.Context, fsm.Command) error { return cause })
 		for _, rec := range []interface{ Result() *http.Response }{

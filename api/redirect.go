@@ -229,8 +229,9 @@ func (s *Server) carryAcross(w http.ResponseWriter, r *http.Request, sh shape, e
 		c = carry{spent: time.Since(requestStart(r))}
 	case errors.Is(err, cluster.ErrNotApplied) && !errors.Is(err, cluster.ErrUnknownOutcome):
 		// Not applied, safe to retry anywhere; worth it only if the
-		// leadership moved (a stalled clock or a full queue at a node that
-		// still leads is answered 503 with Retry-After).
+		// leadership moved. At a node that still leads the waiting layer
+		// already retried until its ProposeTimeout ended (a sustained
+		// overload): answered 503 with Retry-After.
 		if s.cluster.Leader().IsSelf {
 			return false
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -239,7 +240,9 @@ func TestClusterErrorsMapToStatuses(t *testing.T) {
 		{cluster.ErrShutdown, http.StatusServiceUnavailable, "unavailable"},
 		{errors.New("disk on fire"), http.StatusInternalServerError, "internal"},
 	} {
-		h := newHarness(t)
+		// A leader that keeps refusing "not applied" is retried until
+		// the ProposeTimeout ends (cluster/locking, proposeHere): keep it short.
+		h := newHarness(t, func(c *Config) { c.ProposeTimeout = 100 * time.Millisecond })
 		// The release's token holds the lock, so it is proposed (a
 		// release that cannot succeed is refused without proposing).
 		h.f.apply(fsm.Command{Kind: fsm.KindAcquire, Name: "held", Token: fsm.Token{15: 1}, Lifetime: 60_000})

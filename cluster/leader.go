@@ -136,17 +136,27 @@ func (n *Node) stopLeading(t *leaderTerm) {
 // locks are held (the safety net), and every MaxClockStep/2 when idle so
 // the applied clock never lags the leader's reading by more than one step.
 // Each wake-up also beats the lease clock, which is how stalls are found.
+//
+// A tick is proposed on its own goroutine, one at a time, and this loop
+// never waits for it: a tick queues behind every command already waiting
+// (a burst of a thousand acquires, a slow fsync), and while this loop
+// waited for it the clock missed its beats, so a commit slower than the
+// stall threshold looked like a paused leader and every entry stamped
+// meanwhile was refused "not applied" (503) until leadership was verified.
 func (n *Node) driveExpiry(t *leaderTerm) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	keepalive := time.Duration(fsm.MaxClockStep/2) * time.Millisecond
 	t.lastTick.Store(time.Now().UnixNano())
+	var ticking <-chan struct{} // closed when the tick in flight is answered
 	for {
 		select {
 		case <-t.done:
 			return
 		case <-n.wake:
 		case <-timer.C:
+		case <-ticking:
+			ticking = nil
 		}
 		if n.clock.beat() && !n.recoverFromStall(t) {
 			return
@@ -159,16 +169,33 @@ func (n *Node) driveExpiry(t *leaderTerm) {
 		}
 		sinceTick := time.Since(time.Unix(0, t.lastTick.Load()))
 		due := held && now >= deadline
-		if due || (held && sinceTick >= n.cfg.TickInterval) || sinceTick >= keepalive {
+		if ticking == nil && (due || (held && sinceTick >= n.cfg.TickInterval) || sinceTick >= keepalive) {
 			t.lastTick.Store(time.Now().UnixNano())
-			if _, err := n.propose(fsm.Command{Kind: fsm.KindTick}); err != nil {
-				n.log.Debug("tick not applied", "error", err)
-			}
-			deadline, held = n.fsm.NextDeadline()
-			now, _ = n.clock.now()
+			ticking = n.proposeTick()
 		}
-		timer.Reset(n.nextWake(t, deadline, held, now))
+		wait := n.nextWake(t, deadline, held, now)
+		if ticking != nil {
+			// The tick in flight expires what is due and its answer wakes
+			// this loop: a deadline already passed must not spin it.
+			wait = max(wait, min(n.cfg.TickInterval, n.cfg.beatInterval()))
+		}
+		timer.Reset(wait)
 	}
+}
+
+// proposeTick proposes one tick without waiting for it and returns a
+// channel closed once it is answered.
+func (n *Node) proposeTick() <-chan struct{} {
+	done := make(chan struct{})
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer close(done)
+		if _, err := n.propose(fsm.Command{Kind: fsm.KindTick}); err != nil {
+			n.log.Debug("tick not applied", "error", err)
+		}
+	}()
+	return done
 }
 
 // nextWake arms the timer for the earliest deadline, but never later than

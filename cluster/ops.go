@@ -184,48 +184,91 @@ func (n *Node) Peers() []PeerProgress {
 }
 
 // TransferLeadership hands leadership to target, or to the most
-// up-to-date follower when target is "". Only the leader can; it returns
-// once Raft has finished the transfer (or failed it) and this node has
-// heard from the new leader, or two election timeouts have passed. A
-// target that is not a member is ErrNotMember.
+// up-to-date follower when target is "". Only the leader can. It returns
+// nil once this node has stopped leading (IsLeader is false) and another
+// node, target when named, is known to lead; an error when that is not so
+// within two election timeouts of Raft's answer (ErrNotApplied: retry).
+// A target that is not a member is ErrNotMember.
 func (n *Node) TransferLeadership(target string) error {
-	if !n.IsLeader() {
+	term := n.leading.Load()
+	if term == nil {
 		return ErrNotLeader
 	}
-	if err := n.transfer(target); err != nil {
+	f, err := n.transferTo(target)
+	if err != nil || f == nil {
 		return err
 	}
-	deadline := time.Now().Add(2 * n.cfg.ElectionTimeout)
-	for id := n.Leader().ID; (id == "" || id == n.cfg.NodeID) && time.Now().Before(deadline); id = n.Leader().ID {
-		select {
-		case <-n.closing:
-			return nil
-		case <-time.After(10 * time.Millisecond):
-		}
+	if err := n.awaitNewLeader(term, target, n.transfers.run(f)); err != nil {
+		n.log.Warn("leadership transfer failed", "target", target, "error", err)
+		return err
 	}
+	n.log.Info("leadership transferred on request", "target", target, "leader", n.Leader().ID)
 	return nil
 }
 
-func (n *Node) transfer(target string) error {
-	var f func() raft.Future
+// transferTo is the Raft call that moves leadership to target, or nil
+// when target is this node (already leading: nothing to move).
+func (n *Node) transferTo(target string) (func() raft.Future, error) {
 	if target == "" {
-		f = n.raft.LeadershipTransfer
-	} else {
-		addr, ok := n.serverAddress(target)
-		if !ok {
-			return fmt.Errorf("%w: %q", ErrNotMember, target)
-		}
-		if target == n.cfg.NodeID {
-			return nil // already leading: nothing to move
-		}
-		f = func() raft.Future { return n.raft.LeadershipTransferToServer(raft.ServerID(target), addr) }
+		return n.raft.LeadershipTransfer, nil
 	}
-	if err := n.transfers.run(f); err != nil {
-		n.log.Warn("leadership transfer failed", "target", target, "error", err)
-		return fmt.Errorf("%w: leadership transfer: %w", ErrNotApplied, err)
+	addr, ok := n.serverAddress(target)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNotMember, target)
 	}
-	n.log.Info("leadership transferred on request", "target", target)
-	return nil
+	if target == n.cfg.NodeID {
+		return nil, nil
+	}
+	return func() raft.Future { return n.raft.LeadershipTransferToServer(raft.ServerID(target), addr) }, nil
+}
+
+// awaitNewLeader decides a transfer by who leads, not by Raft's answer
+// (raftErr). Raft answers success when this node leaves its leader loop:
+// before a new leader is elected (it may not be the target) and before
+// this node has stopped its term, so IsLeader could still be true here.
+// And it answers "leadership transfer timeout" one election timeout after
+// the request even when its TimeoutNow went out and the target wins a
+// moment later. So wait, up to two election timeouts, for this node's
+// term to have stopped and the wanted leader to be known.
+func (n *Node) awaitNewLeader(term *leaderTerm, target string, raftErr error) error {
+	giveUp := time.NewTimer(2 * n.cfg.ElectionTimeout)
+	defer giveUp.Stop()
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		id, stopped := n.Leader().ID, isClosed(term.stopped)
+		if stopped && id != "" && id != n.cfg.NodeID && (target == "" || id == target) {
+			return nil
+		}
+		select {
+		case <-n.closing:
+			return ErrShutdown
+		case <-poll.C:
+			continue
+		case <-giveUp.C:
+		}
+		switch {
+		case raftErr != nil:
+			return fmt.Errorf("%w: leadership transfer: %w", ErrNotApplied, raftErr)
+		case !stopped:
+			return fmt.Errorf("%w: leadership transfer: this node still leads", ErrNotApplied)
+		case id == n.cfg.NodeID:
+			return fmt.Errorf("%w: leadership transfer: this node was elected again", ErrNotApplied)
+		case id == "":
+			return fmt.Errorf("%w: leadership transfer: no new leader known yet", ErrNotApplied)
+		}
+		return fmt.Errorf("%w: leadership transfer: %s leads, not %s", ErrNotApplied, id, target)
+	}
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 func (n *Node) serverAddress(id string) (raft.ServerAddress, bool) {

@@ -100,7 +100,26 @@ func (n *Node) proposeCtx(ctx context.Context, c fsm.Command) (fsm.Result, error
 			return fsm.Result{}, fmt.Errorf("%w: %w", ErrNotApplied, ctx.Err())
 		}
 		return fsm.Result{}, fmt.Errorf("%w: %w", ErrUnknownOutcome, ctx.Err())
+	case <-n.raftStopped:
+		return n.abandonAtShutdown(p)
 	}
+}
+
+// abandonAtShutdown answers a proposal still waiting once Raft has shut
+// down. Raft drops the futures of entries it had not answered by then (a
+// committed entry its FSM loop never reached), so their Error() never
+// returns, and the node's own proposers (announce, ticks), which Close
+// waits for, hung Close for ever.
+func (n *Node) abandonAtShutdown(p *proposal) (fsm.Result, error) {
+	select {
+	case <-p.done:
+		return p.res, p.err
+	default:
+	}
+	if n.proposer.withdraw(p) {
+		return fsm.Result{}, ErrShutdown
+	}
+	return fsm.Result{}, fmt.Errorf("%w: %w", ErrUnknownOutcome, ErrShutdown)
 }
 
 // classify sorts Raft's errors into the three outcomes of docs/design.md,

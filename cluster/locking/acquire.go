@@ -197,12 +197,14 @@ func (s *Service) request(p Params) cluster.AcquireRequest {
 	return cluster.AcquireRequest{Name: p.Name, Lifetime: p.Lifetime, Owner: p.Owner, RequestID: p.RequestID}
 }
 
-// propose asks the cluster for the lock once, under the request's own id:
-// a refusal is not remembered, so every try of one request may use it.
+// propose asks the cluster for the lock, under the request's own id: a
+// refusal is not remembered, so every try of one request may use it.
 func (s *Service) propose(ctx context.Context, p Params) (fsm.Result, error) {
 	pctx, cancel := s.proposeCtx(ctx)
 	defer cancel()
-	return s.c.Acquire(pctx, s.request(p))
+	return s.proposeHere(pctx, func(ctx context.Context) (fsm.Result, error) {
+		return s.c.Acquire(ctx, s.request(p))
+	})
 }
 
 // busyNow is a Busy answer with the current holder, for a request that

@@ -137,6 +137,45 @@ func (s *Service) proposeCtx(ctx context.Context) (context.Context, context.Canc
 	return context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ProposeTimeout)
 }
 
+// Backoff between tries of a command that was not applied at a node
+// that still leads (proposeHere).
+const (
+	retryFirstPause = 5 * time.Millisecond
+	retryMaxPause   = 100 * time.Millisecond
+)
+
+// proposeHere runs propose (one proposal under a fixed request id) and,
+// while it answers "certainly not applied" and this node still leads,
+// proposes again after a short pause, until ctx (one ProposeTimeout) ends.
+// Those answers are passing states of a leader: an entry refused for a
+// stamp of an earlier term after leadership was lost and won back, a
+// leader still starting, a real stall being verified. Answered 503, they
+// failed requests of a burst on a healthy cluster (TestOriginalSuite);
+// retried under the same id they can never act twice. A node that no
+// longer leads returns the error at once, for the API to carry the
+// request to the new leader. The ProposeTimeout stays the bound on a
+// sustained overload: a command still queued when it ends is withdrawn
+// and answered 503, and an unknown outcome is never retried here.
+func (s *Service) proposeHere(ctx context.Context, propose func(context.Context) (fsm.Result, error)) (fsm.Result, error) {
+	pause := retryFirstPause
+	for {
+		res, err := propose(ctx)
+		if !errors.Is(err, cluster.ErrNotApplied) || errors.Is(err, cluster.ErrUnknownOutcome) ||
+			ctx.Err() != nil || !s.c.Leader().IsSelf {
+			return res, err
+		}
+		s.log.Debug("not applied at the leader; proposing again", "error", err, "pause", pause)
+		timer := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return res, err
+		case <-timer.C:
+		}
+		pause = min(2*pause, retryMaxPause)
+	}
+}
+
 // NewRequestID draws a request id for a request that came without one, so
 // that every proposal can be retried safely (issue 10 item 2).
 func NewRequestID() string {
@@ -161,7 +200,9 @@ func (s *Service) Release(ctx context.Context, name string, tok fsm.Token, reque
 	}
 	pctx, cancel := s.proposeCtx(ctx)
 	defer cancel()
-	res, err := s.c.Release(pctx, name, tok, requestID)
+	res, err := s.proposeHere(pctx, func(ctx context.Context) (fsm.Result, error) {
+		return s.c.Release(ctx, name, tok, requestID)
+	})
 	return res, retryable(err, requestID, 0)
 }
 
@@ -176,7 +217,9 @@ func (s *Service) Refresh(ctx context.Context, name string, tok fsm.Token, lifet
 	}
 	pctx, cancel := s.proposeCtx(ctx)
 	defer cancel()
-	res, err := s.c.Refresh(pctx, name, tok, lifetime, requestID)
+	res, err := s.proposeHere(pctx, func(ctx context.Context) (fsm.Result, error) {
+		return s.c.Refresh(ctx, name, tok, lifetime, requestID)
+	})
 	return res, retryable(err, requestID, 0)
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -86,6 +87,8 @@ func TestFollowersRedirectEveryMethod(t *testing.T) {
 	}
 }
 
+var clientName = regexp.MustCompile(`client-[0-9]+`)
+
 // TestOriginalSuite runs what the original DoubleDutch's own tests check.
 func TestOriginalSuite(t *testing.T) {
 	ec := startE2ECluster(t, false)
@@ -111,8 +114,19 @@ func TestOriginalSuite(t *testing.T) {
 	}
 	wg.Wait()
 	close(errs)
+	// Every distinct answer (lock names aside), with how many clients got
+	// it: one failure in a thousand says little about its cause, the mix
+	// says more.
+	failed, seen := 0, map[string]int{}
 	for e := range errs {
-		t.Fatalf("a concurrent client failed: %s", e)
+		failed++
+		seen[clientName.ReplaceAllString(e, "client-N")]++
+	}
+	for e, n := range seen {
+		t.Errorf("%d concurrent client(s) failed: %s", n, e)
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d concurrent clients failed", failed, clients)
 	}
 	_, st, _ := ec.do(ec.follow, "GET", base+"/status?auth="+testKey, nil)
 	if n := len(st["locks"].([]any)); n != clients {
