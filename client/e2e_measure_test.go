@@ -11,41 +11,52 @@ import (
 	"github.com/doubledutch/doubledutch/internal/ddtest"
 )
 
-// TestMeasureFrozenFirstEndpoint measures (it asserts nothing) how long
-// an acquire takes when the node the client tries first is frozen
-// (SIGSTOP): the leader, then a follower. It runs only with
-// DDTEST_MEASURE=1; README's failover figures come from it:
+// BenchmarkFrozenFirstEndpoint measures how long an acquire takes when
+// the node a fresh client tries first is frozen (SIGSTOP): the leader,
+// then a follower, seven times each, and the release after it. It reports
+// the medians; README's failover table comes from it:
 //
-//	DDTEST_MEASURE=1 go test -count=1 -run TestMeasureFrozenFirstEndpoint -v ./client/
-func TestMeasureFrozenFirstEndpoint(t *testing.T) {
-	if os.Getenv("DDTEST_MEASURE") == "" {
-		t.Skip("a measurement: set DDTEST_MEASURE=1")
-	}
-	cl := ddtest.Start(t, binary)
-	for _, which := range []string{"leader", "follower"} {
-		var acq, rel []time.Duration
-		for run := 0; run < 7; run++ {
-			a, r := frozenAcquire(t, cl, which)
-			acq, rel = append(acq, a), append(rel, r)
+//	go test -run '^$' -bench FrozenFirstEndpoint -benchtime 1x -v ./client/
+//
+// DDTEST_HEDGE_AFTER (e.g. -1s: no hedging) sets the client's HedgeAfter,
+// for the figure without hedging.
+func BenchmarkFrozenFirstEndpoint(b *testing.B) {
+	cl := ddtest.Start(b, binary)
+	for range b.N {
+		for _, which := range []string{"leader", "follower"} {
+			var acq, rel []time.Duration
+			for run := 0; run < 7; run++ {
+				a, r := frozenAcquire(b, cl, which)
+				acq, rel = append(acq, a), append(rel, r)
+			}
+			b.ReportMetric(median(b, which+" frozen: acquire", acq).Seconds(), which+"-acquire-s")
+			b.ReportMetric(median(b, which+" frozen: release after", rel).Seconds(), which+"-release-s")
 		}
-		logMedian(t, "first endpoint frozen ("+which+"): acquire", acq)
-		logMedian(t, "first endpoint frozen ("+which+"): the release after it", rel)
 	}
 }
 
-func logMedian(t *testing.T, what string, took []time.Duration) {
+func median(b *testing.B, what string, took []time.Duration) time.Duration {
 	slices.Sort(took)
-	t.Logf("%s: median %v, min %v, max %v, all %v", what, took[len(took)/2], took[0], took[len(took)-1], took)
+	b.Logf("%s: median %v, min %v, max %v, all %v", what, took[len(took)/2], took[0], took[len(took)-1], took)
+	return took[len(took)/2]
+}
+
+// measureTune configures the measured client: the defaults, or the
+// HedgeAfter in DDTEST_HEDGE_AFTER.
+func measureTune(cfg *client.Config) {
+	if d, err := time.ParseDuration(os.Getenv("DDTEST_HEDGE_AFTER")); err == nil {
+		cfg.HedgeAfter = d
+	}
 }
 
 // frozenAcquire freezes the leader or a follower, listed first in a fresh
 // client's endpoints, and times one acquire through it and the release
 // after it.
-func frozenAcquire(t *testing.T, cl *ddtest.Cluster, which string) (acquire, release time.Duration) {
-	t.Helper()
+func frozenAcquire(b *testing.B, cl *ddtest.Cluster, which string) (acquire, release time.Duration) {
+	b.Helper()
 	leader, err := cl.WaitLeader(20 * time.Second)
 	if err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
 	eps := followersFirst(cl, leader)
 	frozen := leader
@@ -60,29 +71,29 @@ func frozenAcquire(t *testing.T, cl *ddtest.Cluster, which string) (acquire, rel
 			}
 		}
 	}
-	c := newClient(t, eps, measureTune)
+	c := newClient(b, eps, measureTune)
 	ctx := context.Background()
 	warm, err := c.Acquire(ctx, "measure", client.AcquireOptions{Lifetime: 10 * time.Second})
 	if err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
 	if err := warm.Release(ctx); err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
 	// A fresh client starts at its first endpoint (the warm one may
 	// remember the leader from a redirect).
-	c = newClient(t, eps, measureTune)
+	c = newClient(b, eps, measureTune)
 	cl.Freeze(frozen)
 	defer cl.Thaw(frozen)
 	start := time.Now()
 	l, err := c.Acquire(ctx, "measure", client.AcquireOptions{Lifetime: 10 * time.Second})
 	acquire = time.Since(start)
 	if err != nil {
-		t.Fatalf("acquire with the %s frozen: %v", which, err)
+		b.Fatalf("acquire with the %s frozen: %v", which, err)
 	}
 	start = time.Now()
 	if err := l.Release(ctx); err != nil {
-		t.Fatalf("release with the %s frozen: %v", which, err)
+		b.Fatalf("release with the %s frozen: %v", which, err)
 	}
 	return acquire, time.Since(start)
 }

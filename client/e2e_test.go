@@ -13,7 +13,7 @@ import (
 // Against real three-node clusters (processes, Raft over loopback TCP),
 // each node's API behind a proxy that can drop the client's traffic.
 
-func newClient(t *testing.T, endpoints []string, tune func(*client.Config)) *client.Client {
+func newClient(t testing.TB, endpoints []string, tune func(*client.Config)) *client.Client {
 	t.Helper()
 	cfg := client.Config{Endpoints: endpoints, APIKey: ddtest.Key}
 	if tune != nil {
