@@ -211,16 +211,8 @@ func TestLostReplyIsRetriedIntoTheSameGrant(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// waitFor waits on a condition with a deadline.
+var waitFor = ddtest.WaitFor
 
 // releaseQuietly releases a handle at the end of a test that may have cut
 // the client off: a bounded try, its answer irrelevant.

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/doubledutch/doubledutch/fsm"
+	"github.com/doubledutch/doubledutch/internal/ddtest"
 	"github.com/doubledutch/doubledutch/internal/testlog"
 )
 
@@ -186,16 +187,7 @@ func (tc *testCluster) index(n *Node) int {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+var waitFor = ddtest.WaitFor
 
 // acquire takes a lock on the current leader, retrying outcomes that were
 // certainly not applied (an election may be under way).

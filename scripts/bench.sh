@@ -271,6 +271,11 @@ if [ -n "$failover_tables" ]; then
   echo
   echo "Failover (leader kill -9 under load, time to the next grant):"
   echo "$failover_tables"
-  if echo "$failover_tables" | grep -q '^| [0-9]* | [^|]* | -1 |'; then status=1; fi
+  if echo "$failover_tables" | grep -q '^| [0-9]* | [^|]* | -1 |'; then
+    status=1
+    # A repetition without a grant: keep what the nodes logged.
+    mkdir -p /tmp/ddbench-failed && cp "$work"/n*.log /tmp/ddbench-failed/
+    echo "bench.sh: a failover repetition saw no grant; node logs kept in /tmp/ddbench-failed" >&2
+  fi
 fi
 exit $status

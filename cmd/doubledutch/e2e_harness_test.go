@@ -234,16 +234,8 @@ func (ec *e2eCluster) do(c *http.Client, method, url string, body io.Reader, hea
 	return resp.StatusCode, m, resp.Header
 }
 
-func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// waitUntil waits on a condition with a deadline.
+var waitUntil = ddtest.WaitFor
 
 // isolate cuts node i's Raft traffic off from the other nodes, both ways
 // (on), or restores it: needs e2eOptions.raftProxies.
