@@ -66,10 +66,19 @@ type Config struct {
 	LeaderLeaseTimeout time.Duration // default 250 ms
 	// ApplyTimeout bounds how long a proposal may wait to enter Raft's
 	// queue; past it the command is not applied. Default 5 s.
-	ApplyTimeout      time.Duration
-	SnapshotInterval  time.Duration // default 2 min
-	SnapshotThreshold uint64        // default 8192 entries
-	TrailingLogs      uint64        // default 10240 entries
+	ApplyTimeout time.Duration
+	// SnapshotInterval is how often Raft checks SnapshotThreshold (at a
+	// random point between it and twice it). Default 10 s: a restarted
+	// node replays every entry since the last snapshot before it is
+	// caught up or, elected, serves, and at 2 min (Raft's default, reset
+	// by every restart) a busy cluster gathered 150,000 entries between
+	// snapshots: 3.3 s of replay after a restart, and leader failovers
+	// that grew from 0.55 to 1.9 s over ten minutes of load, against 0.3 s
+	// and a flat 0.53-0.59 s at 10 s. A snapshot of a million locks
+	// persists in about 50 ms.
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64 // default 8192 entries
+	TrailingLogs      uint64 // default 10240 entries
 	// StaleReadMaxBehind: a node that knows it is more entries than this
 	// behind the commit index refuses stale reads (ErrTooStale). Default
 	// 1000.
@@ -92,6 +101,9 @@ type Config struct {
 	// with an error) when it returns true: an injected network fault.
 	interceptRPC func(raft.RPC) bool
 }
+
+// DefaultSnapshotInterval is Config.SnapshotInterval's default.
+const DefaultSnapshotInterval = 10 * time.Second
 
 // Default Raft timeouts (see Config.HeartbeatTimeout).
 const (
@@ -128,7 +140,7 @@ func (c *Config) setDefaults() {
 	def(&c.ElectionTimeout, DefaultElectionTimeout)
 	def(&c.LeaderLeaseTimeout, DefaultLeaderLeaseTimeout)
 	def(&c.ApplyTimeout, 5*time.Second)
-	def(&c.SnapshotInterval, 2*time.Minute)
+	def(&c.SnapshotInterval, DefaultSnapshotInterval)
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 8192
 	}

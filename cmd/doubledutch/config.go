@@ -101,7 +101,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.Heartbeat, "heartbeat-timeout", cluster.DefaultHeartbeatTimeout, "Raft heartbeat timeout")
 	fs.DurationVar(&cfg.Election, "election-timeout", cluster.DefaultElectionTimeout, "Raft election timeout")
 	fs.DurationVar(&cfg.LeaderLease, "leader-lease-timeout", cluster.DefaultLeaderLeaseTimeout, "Raft leader lease timeout")
-	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", 2*time.Minute, "how often Raft checks whether to snapshot")
+	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", cluster.DefaultSnapshotInterval, "how often Raft checks whether to snapshot")
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 8192, "log entries since the last snapshot that trigger a new one")
 	fs.DurationVar(&cfg.MaxLifetime, "max-lifetime", 30*24*time.Hour, "longest lock lifetime a client may ask for")
 	fs.DurationVar(&cfg.MaxWait, "max-wait", 10*time.Minute, "longest time a client may wait for a lock")
