@@ -348,6 +348,7 @@ func (n *Node) Kill() error {
 
 func (n *Node) closeStores() {
 	if n.guard != nil {
+		n.guard.stopHeartbeats()
 		_ = n.guard.Close()
 	} else if n.trans != nil {
 		_ = n.trans.Close()

@@ -69,6 +69,11 @@ type voteGuard struct {
 	out    chan raft.RPC
 	done   chan struct{}
 	closed sync.Once
+
+	// heartbeats is held (read) while Raft handles a heartbeat, and
+	// taken by stopHeartbeats, which sets heartbeatsOff.
+	heartbeats    sync.RWMutex
+	heartbeatsOff bool
 }
 
 func newVoteGuard(n *Node, t *raft.NetworkTransport, logs raft.LogStore, guarded bool) *voteGuard {
@@ -91,6 +96,38 @@ func (g *voteGuard) Close() error {
 		err = g.NetworkTransport.Close()
 	})
 	return err
+}
+
+// SetHeartbeatHandler wraps Raft's heartbeat fast path. The transport
+// calls it from its connection goroutines, not through Consumer, so a
+// heartbeat could race Shutdown: Raft checks for shutdown first, then
+// saves the heartbeat's term, and once the node had closed raft.db in the
+// meantime that save panicked the process ("failed to save current term:
+// database not open"). stopHeartbeats waits out one in progress and
+// refuses the later ones.
+func (g *voteGuard) SetHeartbeatHandler(cb func(raft.RPC)) {
+	if cb == nil {
+		g.NetworkTransport.SetHeartbeatHandler(nil)
+		return
+	}
+	g.NetworkTransport.SetHeartbeatHandler(func(rpc raft.RPC) {
+		g.heartbeats.RLock()
+		defer g.heartbeats.RUnlock()
+		if g.heartbeatsOff {
+			rpc.Respond(nil, raft.ErrTransportShutdown)
+			return
+		}
+		cb(rpc)
+	})
+}
+
+// stopHeartbeats returns once no heartbeat is being handled, and makes
+// later ones refused: call it after Raft's Shutdown, before the stores
+// close.
+func (g *voteGuard) stopHeartbeats() {
+	g.heartbeats.Lock()
+	g.heartbeatsOff = true
+	g.heartbeats.Unlock()
 }
 
 // RequestVote sends this node's vote request unless it must not campaign.
