@@ -86,13 +86,15 @@ func Launch(bin, dir string) (*Cluster, error) {
 	c := &Cluster{dir: dir}
 	var voters []string
 	apiAddrs := make([]string, 3)
+	var ports freePorts
+	defer ports.release()
 	for i := 0; i < 3; i++ {
 		n := &Node{ID: fmt.Sprintf("node%d", i+1)}
 		var err error
-		if n.RaftAddr, err = freeAddr(); err != nil {
+		if n.RaftAddr, err = ports.next(); err != nil {
 			return c, err
 		}
-		if apiAddrs[i], err = freeAddr(); err != nil {
+		if apiAddrs[i], err = ports.next(); err != nil {
 			return c, err
 		}
 		n.Direct = "http://" + apiAddrs[i]
@@ -104,6 +106,7 @@ func Launch(bin, dir string) (*Cluster, error) {
 		voters = append(voters, n.ID+"="+n.RaftAddr)
 		c.Nodes = append(c.Nodes, n)
 	}
+	ports.release()
 	for i, n := range c.Nodes {
 		args := []string{"serve", "--node-id", n.ID, "--http", "--listen", apiAddrs[i], "--api-url", n.URL,
 			"--raft-bind", n.RaftAddr, "--voters", strings.Join(voters, ","),
@@ -258,13 +261,25 @@ func (c *Cluster) LogTails() string {
 	return b.String()
 }
 
-// freeAddr asks the kernel for a free loopback port. The node binds it a
-// moment later; a clash is unlikely and fails loudly.
-func freeAddr() (string, error) {
+// freePorts hands out free loopback ports for one set-up. Each stays
+// bound until release, so the kernel cannot give the same port out twice
+// before the nodes start (it once gave two nodes one Raft port, and the
+// cluster refused its own voter list). A node binds its port a moment
+// after release; a clash with another process is unlikely and loud.
+type freePorts struct{ held []net.Listener }
+
+func (p *freePorts) next() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
+	p.held = append(p.held, l)
 	return l.Addr().String(), nil
+}
+
+func (p *freePorts) release() {
+	for _, l := range p.held {
+		l.Close()
+	}
+	p.held = nil
 }

@@ -16,11 +16,13 @@ import (
 // The node is a member once this returns; it may still be catching up.
 func (c *Cluster) AddNode(bin string) (int, error) {
 	n := &Node{ID: fmt.Sprintf("node%d", len(c.Nodes)+1)}
+	var ports freePorts
+	defer ports.release()
 	var err error
-	if n.RaftAddr, err = freeAddr(); err != nil {
+	if n.RaftAddr, err = ports.next(); err != nil {
 		return -1, err
 	}
-	apiAddr, err := freeAddr()
+	apiAddr, err := ports.next()
 	if err != nil {
 		return -1, err
 	}
@@ -30,6 +32,7 @@ func (c *Cluster) AddNode(bin string) (int, error) {
 	}
 	n.URL = "http://" + n.Proxy.Addr()
 	n.logPath = filepath.Join(c.dir, n.ID+".log")
+	ports.release()
 	args := []string{"serve", "--node-id", n.ID, "--http", "--listen", apiAddr, "--api-url", n.URL,
 		"--raft-bind", n.RaftAddr, "--join", "--data-dir", filepath.Join(c.dir, n.ID), "--log-level", "warn"}
 	if err := n.start(bin, args); err != nil {
